@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from cnnjax.errors import CnnjaxError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -38,7 +40,7 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(CnnjaxError, KeyError):
     """Raised for a model name that is not registered."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain

@@ -1,0 +1,3 @@
+"""cnnjax: convolutional image classifiers in JAX/Flax."""
+
+__version__ = "0.1.0"

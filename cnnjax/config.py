@@ -1,0 +1,179 @@
+"""Experiment configuration: the keys every config shares, loading `get_config()` files, overrides.
+
+Config files build on `base_config()` and only change what differs. The config is locked after loading,
+so a mistyped key — in a file or as `--config.key=value` — is an error naming the closest real key instead
+of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import pathlib
+from typing import Any, Sequence
+
+import ml_collections
+
+from cnnjax.errors import CnnjaxError
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "warmup_cosine", "plateau")
+
+
+class ConfigError(CnnjaxError, ValueError):
+    """A config file or override that cannot be used as given."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Defaults shared by every experiment; config files override what they need."""
+    c = ml_collections.ConfigDict()
+    # What to train.
+    c.model = "lenet5"  # registry name, see `cnnjax models`
+    c.model_overrides = ml_collections.ConfigDict()  # e.g. {"act": "relu", "shortcut": "B"}
+    c.dataset = "fashion_mnist"  # TFDS name
+    c.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.validation_size = 5000  # held out from train for model selection
+    c.validation_seed = 0
+    c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
+    c.augment = ""  # ops composed by name, e.g. "random_crop(padding=4)|flip_lr"
+    # How long and how big.
+    c.num_epochs = 10
+    c.batch_size = 128  # global, across all devices and hosts
+    c.eval_batch_size = 500
+    c.seed = 0
+    # Optimisation.
+    c.optimizer = "adam"
+    c.learning_rate = 1e-3
+    c.lr_scaling = "none"  # "linear": learning_rate is per 256 examples, scaled by batch_size / 256
+    c.momentum = 0.9  # momentum/nesterov; rmsprop decay is `rmsprop_decay`
+    c.rmsprop_decay = 0.9
+    c.adam_b1 = 0.9
+    c.adam_b2 = 0.999
+    c.weight_decay = 0.0  # coupled L2 for sgd-family/adam, decoupled for adamw
+    c.weight_decay_mask = "kernels"  # "kernels" (no biases/BN/PReLU) or "all"
+    c.grad_clip_norm = 0.0  # 0 = off
+    c.label_smoothing = 0.0
+    c.aux_loss_weight = 0.3  # auxiliary heads (GoogLeNet / Inception-v3) if the model has them
+    c.schedule = "constant"
+    c.warmup_epochs = 0.0
+    c.lr_boundaries_epochs = (30, 60, 80)  # schedule="step"
+    c.lr_decay_factor = 0.1  # step: multiply at each boundary; exponential: per epoch; plateau: on plateau
+    c.lr_min_factor = 0.0  # warmup_cosine ends at learning_rate * lr_min_factor
+    c.plateau_patience = 2  # epochs without improvement of the validation metric
+    c.plateau_min_delta = 1e-4
+    # Parallelism and numerics.
+    c.bn_sync = True  # BatchNorm statistics over the global batch (True) or per device (False)
+    c.num_devices = 0  # 0 = all devices
+    c.dtype = "float32"  # computation dtype ("bfloat16" on accelerators)
+    # Checkpoints, logging.
+    c.keep_checkpoints = 2  # the last N, plus the best by validation top-1
+    c.checkpoint_every_steps = 0  # 0 = at the end of every epoch only
+    c.log_every_steps = 50
+    c.progress_bar = True
+    return c
+
+
+def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Runs `get_config()` from `path`, applies `key=value` overrides, validates, returns it locked."""
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {path!r} does not exist (see the configs/ folder)")
+    spec = importlib.util.spec_from_file_location(f"cnnjax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {path!r} has no get_config() function")
+    config = module.get_config()
+    config.lock()
+    for item in overrides:
+        apply_override(config, item)
+    validate(config)
+    return config
+
+
+def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
+    """Applies one `key=value` (or `config.key=value`), parsing the value as the key's current type."""
+    key, sep, text = item.removeprefix("--").removeprefix("config.").partition("=")
+    if not sep:
+        raise ConfigError(f"override {item!r} must look like --config.key=value")
+    node, leaf = _resolve(config, key)
+    if leaf not in node:  # a new model option; create_model checks that the model has it
+        with node.unlocked():
+            node[leaf] = _parse_literal_or_str(text)
+        return
+    current = node[leaf]
+    if isinstance(current, ml_collections.ConfigDict):
+        raise ConfigError(f"{key!r} is a group; override its keys, e.g. --config.{key}.<name>=value")
+    node[leaf] = _parse_value(text, current, key)
+
+
+def _resolve(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict, str]:
+    node = config
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        is_last = i == len(parts) - 1
+        # model_overrides is open-ended: its keys are the model's own options, checked by create_model.
+        if is_last and i == 1 and parts[0] == "model_overrides":
+            return node, part
+        if part not in node:
+            close = difflib.get_close_matches(part, list(node.keys()), n=1)
+            hint = f" (did you mean {'.'.join(parts[:i] + close)!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {key!r}{hint}; run with --show_config to list the keys")
+        if is_last:
+            return node, part
+        node = node[part]
+    raise AssertionError("unreachable")
+
+
+def _parse_literal_or_str(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+    if current is None:
+        return _parse_literal_or_str(text)
+    if isinstance(current, bool):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{key} expects true/false, got {text!r}")
+    if isinstance(current, str):
+        return text
+    value = _parse_literal_or_str(text)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(current, tuple) and isinstance(value, (list, tuple, int, float)):
+        value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if type(value) is not type(current):
+        raise ConfigError(f"{key} expects {type(current).__name__}, got {text!r}")
+    return value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks values that would otherwise fail deep inside training, with what to do instead."""
+    from cnnjax.models import create_model  # local: keep config import light
+
+    try:  # unknown model -> suggestions; unknown model option -> the list of its options
+        create_model(config.model, **config.model_overrides.to_dict())
+    except (KeyError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if config.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {config.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if config.lr_scaling not in ("none", "linear"):
+        raise ConfigError(f"lr_scaling must be 'none' or 'linear', got {config.lr_scaling!r}")
+    if config.weight_decay_mask not in ("kernels", "all"):
+        raise ConfigError(f"weight_decay_mask must be 'kernels' or 'all', got {config.weight_decay_mask!r}")
+    for key in ("num_epochs", "batch_size", "eval_batch_size"):
+        if config[key] <= 0:
+            raise ConfigError(f"{key} must be positive, got {config[key]}")
+    if config.validation_size < 0:
+        raise ConfigError(f"validation_size must be >= 0, got {config.validation_size}")
+    if config.schedule == "plateau" and config.validation_size == 0:
+        raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")

@@ -1,0 +1,1 @@
+"""Training: state, pure step, data parallelism, optimizers, checkpoints and the loop."""

@@ -1,0 +1,84 @@
+"""Orbax checkpoints under `<workdir>/checkpoints`: the last N steps plus the best by validation top-1.
+
+Each checkpoint holds the whole `TrainState` and a small JSON `meta` (epoch, validation metrics), so
+the best step can be found without loading any arrays. Orbax writes to a temporary directory and renames
+it when complete, so a run killed mid-save leaves the previous checkpoints intact.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+from cnnjax.errors import CnnjaxError
+
+BEST_METRIC = "val_top1"
+
+
+class CheckpointError(CnnjaxError, RuntimeError):
+    """A checkpoint that cannot be read or does not fit this run; nothing was modified."""
+
+
+class Checkpointer:
+    def __init__(self, workdir: str | pathlib.Path, keep_last: int = 2, read_only: bool = False):
+        self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+        if read_only and not self.directory.is_dir():
+            raise CheckpointError(f"no checkpoints in {self.directory}: train first, or check --workdir")
+        preservation = policies.AnyPreservationPolicy([
+            policies.LatestN(n=keep_last),
+            policies.BestN(get_metric_fn=lambda m: m[BEST_METRIC], n=1, keep_checkpoints_without_metrics=False),
+        ])
+        options = ocp.CheckpointManagerOptions(preservation_policy=preservation, read_only=read_only,
+                                               create=not read_only)
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
+        metrics = {BEST_METRIC: meta[BEST_METRIC]} if meta.get(BEST_METRIC) is not None else None
+        self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                         meta=ocp.args.JsonSave(meta)),
+                           metrics=metrics, force=True)
+
+    def meta(self, step: int) -> dict[str, Any]:
+        path = self.directory / str(step) / "meta" / "metadata"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"checkpoint meta {path} is unreadable ({err}); the checkpoint is corrupt") from None
+
+    def best_step(self) -> int | None:
+        """Step with the highest validation top-1 (the latest step if none has validation metrics)."""
+        scored = [(m[BEST_METRIC], s) for s in self.all_steps() if (m := self.meta(s)).get(BEST_METRIC) is not None]
+        return max(scored)[1] if scored else self.latest_step()
+
+    def restore(self, step: int, target: Any) -> tuple[Any, dict[str, Any]]:
+        """Restores `step` into the structure/sharding of `target` (a state of the same config)."""
+        if step not in self.all_steps():
+            raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; "
+                                  f"available: {self.all_steps() or 'none'}")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        except Exception as err:  # orbax/tensorstore raise many types for damaged or mismatched files
+            first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(step)} is corrupt or does not match this model/config "
+                f"({first}); it was left untouched — move it away or use another --workdir") from None
+        return restored.state, restored.meta
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()

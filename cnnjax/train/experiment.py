@@ -1,0 +1,74 @@
+"""Everything a config determines before the first step: data, model, mesh, batches, optimizer, state.
+
+Training and evaluation both build it, so a checkpoint is always restored into exactly the structure it
+was saved from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+import optax
+from jax.sharding import Mesh
+
+from cnnjax.config import ConfigError
+from cnnjax.data import Datasets, load_datasets
+from cnnjax.data.pipeline import TrainBatches
+from cnnjax.models import create_model, model_info
+from cnnjax.train import optim, parallel
+from cnnjax.train.state import TrainState, create_train_state
+from cnnjax.train.step import AXIS
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    config: ml_collections.ConfigDict
+    data: Datasets
+    model: nn.Module
+    mesh: Mesh
+    batches: TrainBatches
+    schedule: optim.Schedule
+    tx: optax.GradientTransformation
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.num_epochs * self.batches.steps_per_epoch
+
+    @property
+    def dtype(self):
+        return DTYPES[self.config.dtype]
+
+    def init_state(self) -> TrainState:
+        state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed)
+        return parallel.replicate_state(state, self.mesh)
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    if config.dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {config.dtype!r}")
+    info = model_info(config.model)
+    if min(image_shape[:2]) < info.min_input_size:
+        raise ConfigError(f"{config.model} needs inputs of at least {info.min_input_size}x{info.min_input_size}; "
+                          f"{config.dataset} images are {image_shape[0]}x{image_shape[1]}")
+    overrides = dict(config.model_overrides.to_dict())
+    overrides.setdefault("bn_axis_name", AXIS if config.bn_sync else None)
+    overrides.setdefault("dtype", DTYPES[config.dtype])
+    return create_model(config.model, num_classes, **overrides)
+
+
+def build(config: ml_collections.ConfigDict) -> Experiment:
+    data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
+                         config.num_train_examples)
+    mesh = parallel.make_mesh(config.num_devices)
+    parallel.check_batch_size(config.batch_size, mesh)
+    if config.batch_size > len(data.train):
+        raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.train)} training examples")
+    batches = TrainBatches(len(data.train), config.batch_size, config.seed, config.augment)
+    schedule = optim.make_schedule(config, batches.steps_per_epoch)
+    model = build_model(config, data.meta.num_classes, data.meta.image_shape)
+    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule))

@@ -1,0 +1,80 @@
+"""Optimizers and learning-rate schedules from the config (optax).
+
+The update is `clip -> [coupled L2] -> optimizer -> [decoupled decay] -> -lr(step)`, with weight decay
+masked to convolution/dense kernels by default: decaying BatchNorm scales, biases or PReLU slopes only
+hurts. The plateau schedule's multiplier lives in the train state and scales the final update, which
+equals scaling the learning rate for every optimizer here (each ends with a linear scale by lr).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+Schedule = Callable[[jax.Array], jax.Array]
+
+
+def base_learning_rate(config: ml_collections.ConfigDict) -> float:
+    """config.learning_rate, scaled by global batch / 256 under the linear scaling rule."""
+    if config.lr_scaling == "linear":
+        return config.learning_rate * config.batch_size / 256.0
+    return config.learning_rate
+
+
+def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Schedule:
+    """Learning rate as a function of the global step (the plateau multiplier is applied on top)."""
+    lr = base_learning_rate(config)
+    total = config.num_epochs * steps_per_epoch
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    kind = config.schedule
+    if kind in ("constant", "plateau"):
+        main = optax.constant_schedule(lr)
+    elif kind == "step":
+        boundaries = {int(b * steps_per_epoch) - warmup: config.lr_decay_factor for b in config.lr_boundaries_epochs}
+        main = optax.piecewise_constant_schedule(lr, boundaries)
+    elif kind == "exponential":
+        main = optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=config.lr_decay_factor)
+    elif kind == "warmup_cosine":
+        main = optax.cosine_decay_schedule(lr, max(1, total - warmup), alpha=config.lr_min_factor)
+    else:
+        raise ValueError(f"unknown schedule {kind!r}")
+    if warmup:
+        return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+    return main
+
+
+def decay_mask(params: Any, which: str) -> Any:
+    """True for the leaves weight decay applies to: kernels only, or all parameters."""
+    def is_kernel(path, leaf) -> bool:
+        return which == "all" or getattr(path[-1], "key", None) == "kernel"
+    return jax.tree_util.tree_map_with_path(is_kernel, params)
+
+
+def make_optimizer(config: ml_collections.ConfigDict, schedule: Schedule) -> optax.GradientTransformation:
+    name = config.optimizer
+    mask = lambda params: decay_mask(params, config.weight_decay_mask)
+    parts = []
+    if config.grad_clip_norm > 0:
+        parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
+    if config.weight_decay > 0 and name != "adamw":
+        parts.append(optax.add_decayed_weights(config.weight_decay, mask))  # L2 added to the gradient
+    if name in ("momentum", "nesterov"):
+        parts.append(optax.trace(decay=config.momentum, nesterov=name == "nesterov"))
+    elif name == "rmsprop":
+        parts.append(optax.scale_by_rms(decay=config.rmsprop_decay))
+    elif name in ("adam", "adamw"):
+        parts.append(optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2))
+    elif name != "sgd":
+        raise ValueError(f"unknown optimizer {name!r}")
+    if name == "adamw" and config.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(config.weight_decay, mask))  # decoupled (Loshchilov & Hutter)
+    parts.append(optax.scale_by_learning_rate(schedule))
+    return optax.chain(*parts)
+
+
+def scale_updates(updates: Any, scale: jax.Array) -> Any:
+    return jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)

@@ -1,0 +1,63 @@
+"""Data parallelism: a 1-D device mesh, the per-device step under `jax.shard_map`, all inside one `jax.jit`.
+
+The global batch is selected and augmented from the replicated dataset inside the same jitted function,
+then split along the mesh's `data` axis. Because batch selection and augmentation happen on the global
+batch, a run on 1 device and on N devices sees exactly the same examples.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from cnnjax.train.state import TrainState
+from cnnjax.train.step import AXIS
+
+Batch = tuple[jax.Array, jax.Array]
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+    """A mesh over all devices (of all hosts), or over the first `num_devices`."""
+    devices = jax.devices()
+    if num_devices:
+        if num_devices > len(devices):
+            raise ValueError(f"num_devices={num_devices} but only {len(devices)} devices are visible")
+        devices = devices[:num_devices]
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
+    if batch_size % mesh.size:
+        raise ValueError(f"{what}={batch_size} must be divisible by the {mesh.size} devices of the mesh")
+
+
+def data_parallel(step_fn: Callable[..., tuple[TrainState, dict]], mesh: Mesh) -> Callable[..., Any]:
+    """Maps `step_fn(state, images, labels)` over the mesh: state replicated, batch split on `data`."""
+    return jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)), out_specs=(P(), P()),
+                         check_vma=False)
+
+
+def compile_train_step(step_fn: Callable[..., tuple[TrainState, dict]], make_batch: Callable[..., Batch],
+                       mesh: Mesh) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+    """jit(state, data) -> (state, metrics): select+augment the global batch, then the sharded step."""
+    sharded = data_parallel(step_fn, mesh)
+    batch_sharding = NamedSharding(mesh, P(AXIS))
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def train(state: TrainState, data: Any) -> tuple[TrainState, dict]:
+        images, labels = make_batch(data, state.step)
+        images = jax.lax.with_sharding_constraint(images, batch_sharding)
+        labels = jax.lax.with_sharding_constraint(labels, batch_sharding)
+        return sharded(state, images, labels)
+
+    return train
+
+
+def replicate_state(state: TrainState, mesh: Mesh) -> TrainState:
+    sharding = NamedSharding(mesh, P())
+    return jax.tree.map(lambda x: jax.make_array_from_callback(np.shape(x), sharding,
+                                                              lambda idx: np.asarray(x)[idx]), state)

@@ -1,0 +1,54 @@
+"""The training state: one pytree holding everything a step reads and writes, so a checkpoint of it is
+a complete description of a run at a step (resume = restore it and continue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class PlateauState:
+    """'Divide the learning rate by k when the validation metric stops improving' (seed 004)."""
+
+    best: jax.Array  # best validation metric so far (higher is better)
+    num_bad_epochs: jax.Array
+    scale: jax.Array  # multiplier applied to the scheduled learning rate
+
+    @classmethod
+    def create(cls) -> "PlateauState":
+        return cls(best=jnp.asarray(-jnp.inf, jnp.float32), num_bad_epochs=jnp.asarray(0, jnp.int32),
+                   scale=jnp.asarray(1.0, jnp.float32))
+
+    def update(self, metric: float, patience: int, factor: float, min_delta: float) -> "PlateauState":
+        improved = metric > self.best + min_delta
+        bad = jnp.where(improved, 0, self.num_bad_epochs + 1)
+        reduce = bad > patience
+        return PlateauState(best=jnp.maximum(self.best, metric), num_bad_epochs=jnp.where(reduce, 0, bad),
+                            scale=jnp.where(reduce, self.scale * factor, self.scale))
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+    rng: jax.Array  # raw uint32 PRNG key; dropout/RReLU keys are folded from it per step and device
+    plateau: PlateauState
+
+
+def create_train_state(model, tx: optax.GradientTransformation, input_shape: tuple[int, ...],
+                       seed: int) -> TrainState:
+    """Initialises parameters from `seed` (same on every host) and the optimizer state."""
+    init_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(seed), 3)
+    variables = model.init({"params": init_key, "dropout": dropout_key}, jnp.zeros((1, *input_shape)),
+                           train=False)
+    params = variables["params"]
+    return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
+                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params), rng=rng,
+                      plateau=PlateauState.create())

@@ -1,0 +1,83 @@
+"""The pure per-device training step and the loss; `parallel.py` maps it over the device mesh.
+
+Under `shard_map` each device sees its slice of the global batch; gradients, metrics and (per-device)
+BatchNorm statistics are averaged with `pmean`, so every replica applies the same update and the result
+equals one step on the global batch (exactly so with synchronised BatchNorm).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from cnnjax.train.optim import Schedule, scale_updates
+from cnnjax.train.state import TrainState
+
+AXIS = "data"
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+    """Per-example softmax cross-entropy (float32), with optional label smoothing."""
+    targets = jax.nn.one_hot(labels, logits.shape[-1])
+    if label_smoothing:
+        targets = optax.smooth_labels(targets, label_smoothing)
+    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    label_smoothing: float = 0.0
+    aux_loss_weight: float = 0.3
+    bn_sync: bool = True
+
+
+def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model: nn.Module,
+               tx: optax.GradientTransformation, schedule: Schedule, cfg: StepConfig,
+               axis_name: str | None = AXIS) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One SGD step on this device's batch; collectives over `axis_name` (None = single device).
+
+    A non-finite loss leaves the state unchanged and is reported in `metrics["nonfinite"]`, so the last
+    good state is what gets checkpointed when the loop stops the run.
+    """
+    rng = jax.random.fold_in(state.rng, state.step)
+    if axis_name is not None:  # different dropout masks on each device
+        rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+
+    def loss_fn(params):
+        variables = {"params": params, "batch_stats": state.batch_stats}
+        logits, updated = model.apply(variables, images, train=True, mutable=["batch_stats", "aux_logits"],
+                                      rngs={"dropout": rng})
+        loss = cross_entropy(logits, labels, cfg.label_smoothing).mean()
+        for aux in jax.tree.leaves(updated.get("aux_logits", {})):
+            loss = loss + cfg.aux_loss_weight * cross_entropy(aux, labels, cfg.label_smoothing).mean()
+        return loss, (logits, updated.get("batch_stats", {}))
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    metrics = {"loss": loss, "top1": jnp.mean(jnp.argmax(logits, -1) == labels)}
+    if axis_name is not None:
+        grads = jax.lax.pmean(grads, axis_name)
+        metrics = jax.lax.pmean(metrics, axis_name)
+        if not cfg.bn_sync:  # per-device statistics were used in the step; keep replicas identical
+            batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = scale_updates(updates, state.plateau.scale)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    finite = jnp.isfinite(metrics["loss"])
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+    metrics["nonfinite"] = (~finite).astype(jnp.int32)
+    metrics["lr"] = schedule(state.step) * state.plateau.scale
+    return new_state, metrics
+
+
+def predict(model: nn.Module, variables: dict[str, Any], images: jax.Array) -> jax.Array:
+    """Eval-mode logits (float32)."""
+    return model.apply(variables, images, train=False).astype(jnp.float32)
+
+
+StepFn = Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]
