@@ -1,0 +1,20 @@
+"""The Keras example CNN of the lectures (conv 32-32-pool-64-64-pool, dense 512, dropout) on Fashion-MNIST.
+
+Command:  python train.py --config configs/fashion_mnist/keras_cnn.py --workdir runs/fmnist_keras_cnn
+Expected: TBD
+"""
+
+from cnnjax.config import base_config
+
+
+def get_config():
+    config = base_config()
+    config.model = "keras_cnn"
+    config.dataset = "fashion_mnist"
+    config.num_epochs = 10
+    config.batch_size = 128
+    config.optimizer = "adam"
+    config.learning_rate = 1e-3
+    config.schedule = "warmup_cosine"
+    config.warmup_epochs = 0.5
+    return config
