@@ -1,7 +1,8 @@
 """On-device input pipeline for datasets that fit in accelerator memory.
 
 The whole split lives on every device as uint8; the batch of global step s is a pure function of
-(seed, s): epoch e = s // steps_per_epoch reads a permutation keyed by (seed, e). Nothing about the order
+(seed, s): epoch e = s // steps_per_epoch reads a permutation keyed by (seed, e), computed once per epoch
+(sorting the whole split every step would cost more than a small model's step). Nothing about the order
 depends on the host, on the device count or on where a run was interrupted, which is what makes resumed
 runs bit-identical to uninterrupted ones.
 """
@@ -51,15 +52,21 @@ class TrainBatches:
     def steps_per_epoch(self) -> int:  # the last partial batch of an epoch is dropped in training
         return self.num_examples // self.batch_size
 
-    def indices(self, step: jax.Array) -> jax.Array:
-        epoch, offset = jnp.divmod(step, self.steps_per_epoch)
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def order(self, epoch: int | jax.Array) -> jax.Array:
+        """The permutation of the training examples for `epoch`."""
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), SHUFFLE_STREAM), epoch)
-        order = jax.random.permutation(key, self.num_examples)
+        return jax.random.permutation(key, self.num_examples).astype(jnp.int32)
+
+    def indices(self, order: jax.Array, step: jax.Array) -> jax.Array:
+        offset = step % self.steps_per_epoch
         return jax.lax.dynamic_slice_in_dim(order, offset * self.batch_size, self.batch_size)
 
-    def __call__(self, data: DeviceSplit, step: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(uint8 images, labels) of global step `step`, augmented."""
-        index = self.indices(step)
+    def __call__(self, data: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(uint8 images, labels) of global step `step`, augmented; `order` = self.order(epoch of step)."""
+        index = self.indices(order, step)
         images, labels = data.images[index], data.labels[index]
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), AUGMENT_STREAM), step)
         return augment.apply(augment.parse(self.augment_spec), key, images), labels

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cnnjax import plots
 from cnnjax.data import augment
@@ -109,8 +110,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     data = exp.data
     mean, std = data.mean, data.std
 
-    def make_batch(split: DeviceSplit, step: jax.Array):
-        images, labels = exp.batches(split, step)
+    def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array):
+        images, labels = exp.batches(split, order, step)
         return normalize(images, mean, std, exp.dtype), labels
 
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
@@ -121,7 +122,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     val_labels = data.validation.labels if data.validation is not None else None
     predict_fn = make_predict_fn(exp.model, mean, std, exp.mesh, exp.dtype)
     t0 = time.perf_counter()
-    train_fn = train_fn.lower(state, train_data).compile()
+    epoch_order = jax.jit(exp.batches.order, out_shardings=NamedSharding(exp.mesh, P()))
+    order = epoch_order(exp.batches.epoch_of(start))
+    train_fn = train_fn.lower(state, train_data, order).compile()
     log.info("compiled the train step in %.1f s", time.perf_counter() - t0)
 
     spe, total = exp.batches.steps_per_epoch, exp.total_steps
@@ -153,7 +156,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
     with _sigterm_flag() as sigterm:
         while step < total:
-            state, metrics = train_fn(state, train_data)
+            if step % spe == 0:
+                order = epoch_order(exp.batches.epoch_of(step))
+            state, metrics = train_fn(state, train_data, order)
             interval.metrics.append(metrics)
             step += 1
             bar.update(1)

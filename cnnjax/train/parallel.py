@@ -43,13 +43,16 @@ def data_parallel(step_fn: Callable[..., tuple[TrainState, dict]], mesh: Mesh) -
 
 def compile_train_step(step_fn: Callable[..., tuple[TrainState, dict]], make_batch: Callable[..., Batch],
                        mesh: Mesh) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
-    """jit(state, data) -> (state, metrics): select+augment the global batch, then the sharded step."""
+    """jit(state, data, order) -> (state, metrics): select+augment the global batch, then the sharded step.
+
+    `order` is the epoch's permutation of the training examples (see `TrainBatches.order`).
+    """
     sharded = data_parallel(step_fn, mesh)
     batch_sharding = NamedSharding(mesh, P(AXIS))
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def train(state: TrainState, data: Any) -> tuple[TrainState, dict]:
-        images, labels = make_batch(data, state.step)
+    def train(state: TrainState, data: Any, order: jax.Array) -> tuple[TrainState, dict]:
+        images, labels = make_batch(data, order, state.step)
         images = jax.lax.with_sharding_constraint(images, batch_sharding)
         labels = jax.lax.with_sharding_constraint(labels, batch_sharding)
         return sharded(state, images, labels)

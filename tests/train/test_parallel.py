@@ -29,13 +29,13 @@ def _run(num_devices: int, bn_sync: bool):
     model = create_model("resnet20", 10, bn_axis_name=AXIS if bn_sync else None)
     mesh = parallel.make_mesh(num_devices)
     state = parallel.replicate_state(create_train_state(model, tx, (16, 16, 3), seed=0), mesh)
-    make_batch = lambda data, step: (lambda x, y: (normalize(x, (0.5,), (0.25,)), y))(*batches(data, step))
+    make_batch = lambda data, order, step: (lambda x, y: (normalize(x, (0.5,), (0.25,)), y))(*batches(data, order, step))
     step_fn = functools.partial(train_step, model=model, tx=tx, schedule=schedule, cfg=StepConfig(bn_sync=bn_sync))
     train = parallel.compile_train_step(step_fn, make_batch, mesh)
     data = replicate(split, mesh)
     losses = []
     for _ in range(STEPS):
-        state, metrics = train(state, data)
+        state, metrics = train(state, data, batches.order(int(state.step) // batches.steps_per_epoch))
         losses.append(float(metrics["loss"]))
     return jax.device_get(state), losses
 
