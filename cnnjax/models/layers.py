@@ -79,17 +79,19 @@ def max_pool(x: jax.Array, window: int, stride: int | None = None, padding: str 
              ceil_mode: bool = False) -> jax.Array:
     """Max-pooling; `ceil_mode` pads bottom/right like PyTorch's ceil_mode=True (windows may overhang).
 
-    For the common non-overlapping VALID case it uses reshape + max, whose gradient XLA:CPU computes
-    ~4x faster than the reduce-window gradient (see benchmarks); the results are identical.
+    For the common non-overlapping VALID case it uses crop + reshape + max, whose gradient XLA:CPU
+    computes ~4x faster than the reduce-window gradient; the results are identical.
     """
     stride = stride or window
     if ceil_mode:
         if padding != "VALID":
             raise ValueError("ceil_mode only combines with VALID padding")
         padding = tuple((0, _ceil_extra(n, window, stride)) for n in x.shape[1:3])
-    elif padding == "VALID" and stride == window and x.shape[1] % window == 0 and x.shape[2] % window == 0:
+    elif padding == "VALID" and stride == window:
         n, h, w, c = x.shape
-        return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
+        h, w = h // window, w // window  # VALID drops the trailing rows/columns that fill no window
+        x = x[:, : h * window, : w * window]
+        return x.reshape(n, h, window, w, window, c).max(axis=(2, 4))
     return nn.max_pool(x, (window, window), (stride, stride), padding)
 
 
