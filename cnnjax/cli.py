@@ -1,0 +1,80 @@
+"""The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`.
+
+Every subcommand is an (help, add_arguments, run) entry of `COMMANDS`, so new ones (training, evaluation)
+plug in without touching the dispatch. Expected user errors (unknown model, no match) print one line
+`cnnjax: error: ...` on stderr and exit with status 2, like argparse's own usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable, Sequence
+
+from cnnjax import summary
+from cnnjax.errors import CnnjaxError
+from cnnjax.models import UnknownModelError
+
+
+class UsageError(CnnjaxError):
+    """A user mistake worth one line of explanation, not a traceback."""
+
+
+def add_models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pattern", nargs="?", default="*",
+                        help="shell-style name pattern, e.g. 'resnet*'; a plain word matches as a substring")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+
+def _progress(i: int, total: int, name: str) -> None:
+    """`[12/43] densenet201` on an interactive stderr while the forward passes are traced."""
+    sys.stderr.write(f"\r\033[K[{i + 1}/{total}] {name}")
+    sys.stderr.flush()
+
+
+def run_models(args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    interactive = sys.stderr.isatty()
+    table = summary.model_table(args.pattern, markdown=args.markdown, progress=_progress if interactive else None)
+    if interactive:
+        sys.stderr.write("\r\033[K")
+    if table is None:
+        raise UsageError(f"no registered model matches {args.pattern!r}; run `cnnjax models` for the list")
+    print(table)
+    if not args.markdown:
+        print(f"({time.perf_counter() - start:.1f} s; params and MACs from abstract traces at batch 1)")
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {
+    "models": ("table of every registered model: params, MACs, input size, torchvision twin",
+               add_models_arguments, run_models),
+    "summary": ("per-layer table of one model: output shapes, activation memory, params, MACs",
+                summary.add_arguments, summary.run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnjax", description="Convolutional image classifiers in JAX/Flax.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CnnjaxError, UnknownModelError) as err:
+        print(f"cnnjax: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `cnnjax models | head`
+        sys.stderr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
