@@ -12,7 +12,7 @@ def get_config():
     config.model = "mlp"
     config.model_overrides.act = "relu"
     config.dataset = "fashion_mnist"
-    config.num_epochs = 10
+    config.num_epochs = 20
     config.batch_size = 128
     config.optimizer = "adam"
     config.learning_rate = 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -27,8 +28,12 @@ def randomize(module: "torch.nn.Module", seed: int = 0) -> "torch.nn.Module":
 
 
 def assert_parity(name: str, torch_model: "torch.nn.Module", hw: tuple[int, int], batch: int = 2,
-                  atol: float = 1e-4, **overrides) -> float:
-    """Converts `torch_model` into cnnjax model `name` and compares logits on random images (NHWC)."""
+                  atol: float = 1e-4, rtol: float = 1e-5, **overrides) -> float:
+    """Converts `torch_model` into cnnjax model `name` and compares logits on random images (NHWC).
+
+    The bound is atol + rtol * max|logit|: with randomized BatchNorm statistics deep nets reach logits in
+    the hundreds, where float32 itself (torch vs torch-float64) differs by ~1e-3.
+    """
     from cnnjax.convert import from_torchvision
     from cnnjax.models import create_model
 
@@ -39,8 +44,11 @@ def assert_parity(name: str, torch_model: "torch.nn.Module", hw: tuple[int, int]
         want = torch_model(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
     variables = from_torchvision(name, torch_model.state_dict(), **overrides)
     model = create_model(name, **overrides)
-    got = np.asarray(model.apply(variables, images, train=False))
+    forward = jax.jit(lambda v, x: model.apply(v, x, train=False),  # runs once: compile cheaply
+                      compiler_options={"xla_backend_optimization_level": 0})
+    got = np.asarray(forward(variables, images))
     err = float(np.max(np.abs(got - want)))
+    bound = atol + rtol * float(np.max(np.abs(want)))
     assert got.shape == want.shape, (got.shape, want.shape)
-    assert err <= atol, f"{name}: max |logit difference| {err:.2e} > {atol:.0e}"
+    assert err <= bound, f"{name}: max |logit difference| {err:.2e} > {bound:.1e}"
     return err

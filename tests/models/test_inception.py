@@ -1,0 +1,133 @@
+"""GoogLeNet and Inception-v3: counts, input limits, auxiliary heads, forward and train step."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cnnjax.models import create_model, model_info
+from cnnjax.models.inception import to_google_scaling
+from cnnjax.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from tests.models.test_alexnet import param_count
+
+RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+# Each program here runs once: skipping LLVM's optimisations halves the compile time, the run barely slows.
+ONE_SHOT = {"xla_backend_optimization_level": 0}
+
+
+@pytest.mark.parametrize("name, aux, count", [
+    ("googlenet", False, 6_624_904), ("googlenet", True, 13_004_888),
+    ("inception_v3", False, 23_834_568), ("inception_v3", True, 27_161_264)])
+def test_param_count(name, aux, count):
+    assert param_count(name, aux_logits=aux) == count
+
+
+def test_aux_logits_is_off_by_default():
+    assert not create_model("googlenet").aux_logits and not create_model("inception_v3").aux_logits
+
+
+@pytest.mark.parametrize("name, size, eval_size, heads", [
+    ("googlenet", 15, 15, ("aux1", "aux2")),
+    ("inception_v3", 299, 75, ("aux",))])  # evaluation does not run the head, so 299 is not needed there
+def test_aux_logits_are_sown_only_in_training(name, size, eval_size, heads):
+    """Shapes only (eval_shape): nothing is compiled or computed."""
+    model = create_model(name, num_classes=10, aux_logits=True)
+    variables = jax.eval_shape(lambda: model.init(RNGS, jnp.zeros((1, size, size, 3))))
+
+    def run(model, size: int, train: bool):
+        x = jnp.zeros((2, size, size, 3))
+        return jax.eval_shape(lambda v: model.apply(v, x, train=train, rngs={"dropout": RNGS["dropout"]},
+                                                    mutable=["batch_stats", "aux_logits"]), variables)
+
+    logits, state = run(model, size, train=True)
+    assert logits.shape == (2, 10)
+    assert {k: [a.shape for a in v] for k, v in state["aux_logits"].items()} == {h: [(2, 10)] for h in heads}
+    logits, state = run(model, eval_size, train=False)
+    assert logits.shape == (2, 10) and "aux_logits" not in state
+    _, state = run(model.clone(aux_logits=False), size, train=True)  # no heads run, nothing is sown
+    assert "aux_logits" not in state
+
+
+def test_min_input_sizes_match_torchvision():
+    """Derived from the layer tables; torchvision's weights meta says 15 and 75 (min_size)."""
+    assert model_info("googlenet").min_input_size == 15
+    assert model_info("inception_v3").min_input_size == 75
+
+
+@pytest.mark.parametrize("name, size, overrides, minimum", [
+    ("googlenet", 14, {}, 15), ("inception_v3", 74, {}, 75),
+    ("inception_v3", 298, {"aux_logits": True}, 299)])  # the aux head's 5x5 conv needs a 17x17 map
+def test_too_small_input_raises(name, size, overrides, minimum):
+    model = create_model(name, **overrides)
+    with pytest.raises(ValueError, match=f"{name}.* at least {minimum}x{minimum}"):
+        jax.eval_shape(lambda: model.init(RNGS, jnp.zeros((1, size, minimum, 3))))
+
+
+def test_transform_input_maps_imagenet_normalisation_to_unit_scaling():
+    pixels = np.random.default_rng(0).uniform(size=(1, 2, 2, 3)).astype(np.float32)
+    normalised = (pixels - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    np.testing.assert_allclose(to_google_scaling(jnp.asarray(normalised, jnp.float32)), (pixels - 0.5) / 0.5,
+                               atol=1e-5)
+
+
+def numpy_variables(model, x: jax.Array, seed: int = 0) -> dict:
+    """init's variable tree filled by numpy (He-scaled kernels, BN at identity): compiling `init` of these
+    networks (random draws for ~100 kernels) takes longer than compiling the train step itself."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = path[-1].key
+        if name in ("scale", "var"):
+            return jnp.ones(leaf.shape, leaf.dtype)
+        if name in ("bias", "mean"):
+            return jnp.zeros(leaf.shape, leaf.dtype)
+        fan_in = int(np.prod(leaf.shape[:-1]))
+        return jnp.asarray(rng.standard_normal(leaf.shape) * np.sqrt(2 / fan_in), leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, jax.eval_shape(lambda: model.init(RNGS, x)))
+
+
+def check_train_step(name: str, size: int, batch: int = 2, **overrides) -> dict:
+    """One jitted gradient step on cross-entropy + 0.3 x each sown aux loss (as the trainer does): finite
+    loss, every kernel (aux heads included) gets a gradient, BN statistics move. Returns the sown logits."""
+    model = create_model(name, num_classes=10, **overrides)
+    x = jax.random.normal(jax.random.key(0), (batch, size, size, 3))
+    labels = jnp.arange(batch) % 10
+    variables = numpy_variables(model, x)
+
+    @jax.jit(compiler_options=ONE_SHOT)
+    def step(variables, key):
+        def loss_fn(params):
+            logits, state = model.apply({**variables, "params": params}, x, train=True, rngs={"dropout": key},
+                                        mutable=["batch_stats", "aux_logits"])
+            ce = lambda z: optax.softmax_cross_entropy_with_integer_labels(z, labels).mean()
+            return ce(logits) + 0.3 * sum(ce(a) for a in jax.tree.leaves(state.get("aux_logits", {}))), state
+
+        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
+        return loss, state, jax.tree.map(lambda g: jnp.abs(g).sum(), grads)  # not ~200 eager reductions
+
+    loss, state, grad_sums = step(variables, jax.random.key(2))
+    assert bool(jnp.isfinite(loss))
+    norms = {jax.tree_util.keystr(p): float(g) for p, g in jax.tree_util.tree_leaves_with_path(grad_sums)}
+    assert all(np.isfinite(v) for v in norms.values())
+    assert all(v > 0 for k, v in norms.items() if "kernel" in k), [k for k, v in norms.items() if v == 0]
+    before, after = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(state["batch_stats"])
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+    return state.get("aux_logits", {})
+
+
+def test_googlenet_train_step_with_aux_heads():
+    """Also the numeric forward of the model tests: the eval forward is compared with torchvision in
+    tests/convert/test_parity_inception.py; a compiled eval forward here would double the compile time."""
+    aux = check_train_step("googlenet", 32, aux_logits=True)
+    assert {k: [a.shape for a in v] for k, v in aux.items()} == {"aux1": [(2, 10)], "aux2": [(2, 10)]}
+
+
+def test_overrides():
+    assert param_count("googlenet", act="prelu") > param_count("googlenet")  # act reaches every BasicConv
+    model = create_model("inception_v3", dropout=0.2, transform_input=True)
+    assert (model.dropout, model.transform_input, model.bn_epsilon) == (0.2, True, 1e-3)
+    assert create_model("googlenet", aux_dropout=0.5).aux_dropout == 0.5

@@ -1,0 +1,44 @@
+"""Xception (Keras layout): count, structure, input limit, forward and train step at the minimum input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from cnnjax.models import create_model, model_info
+from tests.models.test_alexnet import param_count
+from tests.models.test_inception import check_train_step
+
+
+def test_param_count():
+    assert param_count("xception") == 22_855_952  # Chollet 2017, Table 1 (= Keras' trainable count)
+
+
+def test_layout():
+    """8 middle blocks of 3 separable convs; separable = bias-free depthwise 3x3 + pointwise 1x1."""
+    model = create_model("xception")
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 71, 71, 3))))["params"]
+    assert {k for k in params if k.startswith("block") and "_" not in k} == {f"block{i}" for i in range(2, 14)}
+    sep = params["block7"]["sepconv2"]
+    assert sep["depthwise"]["kernel"].shape == (3, 3, 1, 728)
+    assert sep["pointwise"]["kernel"].shape == (1, 1, 728, 728)
+    assert "bias" not in sep["depthwise"] and "bias" not in sep["pointwise"]
+    assert params["block13"]["residual"]["kernel"].shape == (1, 1, 728, 1024)
+    assert model.bn_epsilon == 1e-3 and model.weight_init == "glorot"
+
+
+def test_too_small_input_raises():
+    model = create_model("xception")
+    with pytest.raises(ValueError, match="xception needs inputs of at least 71x71"):
+        jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 70, 71, 3))))
+
+
+def test_forward_shape_and_train_step_at_min_size():
+    size = model_info("xception").min_input_size
+    assert size == 71
+    model = create_model("xception", num_classes=10)
+    x = jnp.zeros((2, size, size, 3))
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+    assert jax.eval_shape(lambda v: model.apply(v, x), variables).shape == (2, 10)
+    check_train_step("xception", size)
