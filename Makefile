@@ -6,15 +6,20 @@ DEMO_CONFIG ?= configs/fashion_mnist/default.py
 DEMO_WORKDIR ?= runs/demo
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test setup data clean
+.PHONY: demo test data clean
 
-setup: $(VENV)/.installed
-
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,torch]'
+
+# The package alone (demo), and with the test tools and torch/torchvision for parity tests (test).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,torch]'
+	touch $@ $(VENV)/.installed
 
 # Real Fashion-MNIST from Debian's dataset-fashion-mnist (needs root; otherwise says what to run).
 data:
@@ -26,11 +31,11 @@ data:
 	  fi; \
 	fi
 
-demo: setup data
+demo: $(VENV)/.installed data
 	$(BIN)/python train.py --config $(DEMO_CONFIG) --workdir $(DEMO_WORKDIR)
 	$(BIN)/python eval.py --workdir $(DEMO_WORKDIR) --split test --out $(DEMO_WORKDIR)/test.json
 
-test: setup data
+test: $(VENV)/.installed-test data
 	$(BIN)/python -m pytest -q --durations=15
 
 clean:

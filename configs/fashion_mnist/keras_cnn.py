@@ -11,7 +11,7 @@ def get_config():
     config = base_config()
     config.model = "keras_cnn"
     config.dataset = "fashion_mnist"
-    config.num_epochs = 10
+    config.num_epochs = 3
     config.batch_size = 128
     config.optimizer = "adam"
     config.learning_rate = 1e-3
