@@ -20,7 +20,7 @@ from cnnjax.convert.vgg import convert as convert_vgg
 from cnnjax.models import list_models, model_info
 from cnnjax.models.lrn import local_response_norm
 from cnnjax.models.pooling import adaptive_avg_pool
-from tests.models.test_alexnet import param_count
+from tests.models.zoo_checks import param_count
 
 tvm = pytest.importorskip("torchvision.models")
 pytestmark = pytest.mark.torch

@@ -1,98 +1,15 @@
-"""AlexNet (paper), AlexNet one-tower (torchvision), ZFNet, and the LRN they use.
-
-The helpers at the top (`param_count`, `feature_shapes`, `random_variables`, `check_forward`,
-`check_train_step`) are shared by the VGG and SqueezeNet tests.
-"""
+"""AlexNet (paper), AlexNet one-tower (torchvision), ZFNet, and the LRN they use."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from cnnjax.models import create_model, model_info
 from cnnjax.models.lrn import local_response_norm
-
-
-def param_count(name: str, **overrides) -> int:
-    model = create_model(name, **overrides)
-    x = jnp.zeros((1, *model_info(name).input_shape), jnp.float32)
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
-    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables["params"]))
-
-
-def feature_shapes(name: str, size: int | tuple[int, int], **overrides) -> dict[str, tuple[int, ...]]:
-    """Output shapes of every named submodule (e.g. "conv1") for one image, without computing anything."""
-    model = create_model(name, **overrides)
-    hw = (size, size) if isinstance(size, int) else size
-    x = jnp.zeros((1, *hw, 3), jnp.float32)
-    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
-    _, state = jax.eval_shape(lambda: model.init_with_output(rngs, x, capture_intermediates=True))
-    return {k: v["__call__"][0].shape for k, v in state["intermediates"].items() if k != "__call__"}
-
-
-def random_variables(model, x: jax.Array, seed: int = 0) -> dict:
-    """He-scaled numpy weights in the shapes of `model.init`.
-
-    XLA:CPU spends about a second compiling each truncated-normal sampler of a jitted `model.init`
-    (~10 s for AlexNet, more for SqueezeNet's 26 convolutions). Here kernels tile one block of 2**20
-    normal draws, enough randomness for shape, finiteness and gradient checks; `model.init` itself is
-    traced by `jax.eval_shape`.
-    """
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
-    block = np.random.default_rng(seed).standard_normal(2**20, np.float32)
-
-    def fill(path, leaf):
-        name, shape = path[-1].key, leaf.shape
-        if name == "kernel":
-            kernel = np.resize(block, shape)
-            kernel *= np.float32(np.sqrt(2 / np.prod(shape[:-1])))
-            return kernel
-        if name in ("scale", "var"):
-            return np.ones(shape, np.float32)
-        return np.full(shape, 0.25, np.float32) if name == "alpha" else np.zeros(shape, np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
-def check_forward(name: str, size: int, batch: int = 2, **overrides) -> jax.Array:
-    """Jitted eval forward on random images; returns the logits after checking shape and finiteness."""
-    model = create_model(name, **overrides)
-    x = jax.random.normal(jax.random.key(0), (batch, size, size, 3))
-    logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(random_variables(model, x), x)
-    assert logits.shape == (batch, model.num_classes)
-    assert bool(jnp.all(jnp.isfinite(logits)))
-    return logits
-
-
-def check_train_step(name: str, size: int, batch: int = 2, **overrides) -> None:
-    """One jitted gradient step on cross-entropy: finite loss, every kernel gets a gradient, BN stats move."""
-    model = create_model(name, **overrides)
-    x = jax.random.normal(jax.random.key(0), (batch, size, size, 3))
-    labels = jnp.arange(batch) % model.num_classes
-    variables = random_variables(model, x)
-
-    @jax.jit
-    def step(variables, key):
-        def loss_fn(params):
-            logits, updates = model.apply({**variables, "params": params}, x, train=True,
-                                          mutable=["batch_stats"], rngs={"dropout": key})
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), updates
-
-        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-        return loss, grads, updates
-
-    loss, grads, updates = step(variables, jax.random.key(2))
-    assert bool(jnp.isfinite(loss))
-    sizes = {jax.tree_util.keystr(p): float(jnp.abs(g).sum())
-             for p, g in jax.tree_util.tree_leaves_with_path(grads)}
-    assert all(np.isfinite(v) for v in sizes.values())
-    assert all(v > 0 for k, v in sizes.items() if "kernel" in k), sizes  # every layer is reached
-    if "batch_stats" in variables:
-        before, after = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(updates["batch_stats"])
-        assert any(not np.allclose(a, b) for a, b in zip(before, after))
+from tests.models.zoo_checks import check_forward, check_train_step, feature_shapes, host_variables, param_count
 
 
 @pytest.mark.parametrize("name, count", [
@@ -145,7 +62,7 @@ def test_overrides():
     x = jax.random.normal(jax.random.key(0), (1, 63, 63, 3))
     base = create_model("alexnet", num_classes=10)
     ablated = base.clone(lrn=False)
-    variables = random_variables(base, x)
+    variables = host_variables(base, x)
     assert param_count("alexnet", lrn=False) == param_count("alexnet")
     assert not np.allclose(jax.jit(base.apply)(variables, x), jax.jit(ablated.apply)(variables, x))
     assert create_model("zfnet", dropout=0.3).dropout == 0.3

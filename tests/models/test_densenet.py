@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import pytest
 
 from cnnjax.models import create_model, model_info
-from tests.models.test_alexnet import feature_shapes, param_count
-from tests.models.test_mobile import check_forward, check_train_step, host_variables, inputs, train_step
+from tests.models.zoo_checks import (check_forward, check_train_step, feature_shapes, images, init_shapes,
+                                     param_count, train_step)
 
 
 @pytest.mark.parametrize("name, count", [
@@ -57,8 +58,8 @@ def test_cifar_bc_train_step():
     """The full-depth step is traced (compiling it costs ~50 s of CPU); a 3x2-layer DenseNet-BC runs one,
     with dropout after each layer drawing from the 'dropout' rng."""
     model = create_model("densenet_bc100_k12")
-    x, labels = inputs(32)
-    variables = host_variables(model, x)
+    x, labels = images(32), jnp.arange(2)
+    variables = init_shapes(model, x)
     loss, grads, updates = jax.eval_shape(train_step(model, x, labels), variables, jax.random.key(0))
     assert loss.shape == ()
     assert jax.tree.structure(grads) == jax.tree.structure(variables["params"])

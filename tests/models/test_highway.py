@@ -6,7 +6,7 @@ import jax
 import numpy as np
 
 from cnnjax.models import create_model, model_info
-from tests.models.test_resnet import check_forward, check_train_step, images, materialize, param_count
+from tests.models.zoo_checks import check_forward, check_train_step, host_variables, images, param_count
 
 COUNT = 2_032_138  # 19 layers: stem + 3 x (5 highway layers) + 2 widening convs + classifier
 WIDTHS = (32, 64, 128)
@@ -29,7 +29,7 @@ def test_forward_at_min_input() -> None:
 
 
 def test_train_step() -> None:
-    check_train_step(create_model("highway", layers_per_stage=2), 32)
+    check_train_step(create_model("highway", layers_per_stage=2), 32, fast_compile=False)  # see its doc
 
 
 def _is_gate_bias(path: tuple) -> bool:
@@ -46,7 +46,7 @@ def test_negative_gate_bias_starts_near_identity() -> None:
     gate_biases = [b for p, b in jax.tree_util.tree_flatten_with_path(init)[0] if _is_gate_bias(p)]
     assert len(gate_biases) == 15 and all(np.all(np.asarray(b) == -3.0) for b in gate_biases)
     variables = jax.tree_util.tree_map_with_path(
-        lambda p, a, b: b if p[-1].key == "kernel" else a, init, materialize(model, x))
+        lambda p, a, b: b if p[-1].key == "kernel" else a, init, host_variables(model, x))
 
     @jax.jit
     def layer_stats(variables: dict) -> tuple[list, list]:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from cnnjax.models import create_model, model_info
 from cnnjax.models.inception import to_google_scaling
 from cnnjax.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from tests.models.test_alexnet import param_count
+from tests.models.zoo_checks import check_train_step, init_shapes, param_count, rngs
 
-RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
-# Each program here runs once: skipping LLVM's optimisations halves the compile time, the run barely slows.
-ONE_SHOT = {"xla_backend_optimization_level": 0}
 
 
 @pytest.mark.parametrize("name, aux, count", [
@@ -35,11 +31,11 @@ def test_aux_logits_is_off_by_default():
 def test_aux_logits_are_sown_only_in_training(name, size, eval_size, heads):
     """Shapes only (eval_shape): nothing is compiled or computed."""
     model = create_model(name, num_classes=10, aux_logits=True)
-    variables = jax.eval_shape(lambda: model.init(RNGS, jnp.zeros((1, size, size, 3))))
+    variables = init_shapes(model, jnp.zeros((1, size, size, 3)))
 
     def run(model, size: int, train: bool):
         x = jnp.zeros((2, size, size, 3))
-        return jax.eval_shape(lambda v: model.apply(v, x, train=train, rngs={"dropout": RNGS["dropout"]},
+        return jax.eval_shape(lambda v: model.apply(v, x, train=train, rngs={"dropout": rngs()["dropout"]},
                                                     mutable=["batch_stats", "aux_logits"]), variables)
 
     logits, state = run(model, size, train=True)
@@ -63,7 +59,7 @@ def test_min_input_sizes_match_torchvision():
 def test_too_small_input_raises(name, size, overrides, minimum):
     model = create_model(name, **overrides)
     with pytest.raises(ValueError, match=f"{name}.* at least {minimum}x{minimum}"):
-        jax.eval_shape(lambda: model.init(RNGS, jnp.zeros((1, size, minimum, 3))))
+        init_shapes(model, jnp.zeros((1, size, minimum, 3)))
 
 
 def test_transform_input_maps_imagenet_normalisation_to_unit_scaling():
@@ -73,56 +69,10 @@ def test_transform_input_maps_imagenet_normalisation_to_unit_scaling():
                                atol=1e-5)
 
 
-def numpy_variables(model, x: jax.Array, seed: int = 0) -> dict:
-    """init's variable tree filled by numpy (He-scaled kernels, BN at identity): compiling `init` of these
-    networks (random draws for ~100 kernels) takes longer than compiling the train step itself."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name in ("scale", "var"):
-            return jnp.ones(leaf.shape, leaf.dtype)
-        if name in ("bias", "mean"):
-            return jnp.zeros(leaf.shape, leaf.dtype)
-        fan_in = int(np.prod(leaf.shape[:-1]))
-        return jnp.asarray(rng.standard_normal(leaf.shape) * np.sqrt(2 / fan_in), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(fill, jax.eval_shape(lambda: model.init(RNGS, x)))
-
-
-def check_train_step(name: str, size: int, batch: int = 2, **overrides) -> dict:
-    """One jitted gradient step on cross-entropy + 0.3 x each sown aux loss (as the trainer does): finite
-    loss, every kernel (aux heads included) gets a gradient, BN statistics move. Returns the sown logits."""
-    model = create_model(name, num_classes=10, **overrides)
-    x = jax.random.normal(jax.random.key(0), (batch, size, size, 3))
-    labels = jnp.arange(batch) % 10
-    variables = numpy_variables(model, x)
-
-    @jax.jit(compiler_options=ONE_SHOT)
-    def step(variables, key):
-        def loss_fn(params):
-            logits, state = model.apply({**variables, "params": params}, x, train=True, rngs={"dropout": key},
-                                        mutable=["batch_stats", "aux_logits"])
-            ce = lambda z: optax.softmax_cross_entropy_with_integer_labels(z, labels).mean()
-            return ce(logits) + 0.3 * sum(ce(a) for a in jax.tree.leaves(state.get("aux_logits", {}))), state
-
-        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-        return loss, state, jax.tree.map(lambda g: jnp.abs(g).sum(), grads)  # not ~200 eager reductions
-
-    loss, state, grad_sums = step(variables, jax.random.key(2))
-    assert bool(jnp.isfinite(loss))
-    norms = {jax.tree_util.keystr(p): float(g) for p, g in jax.tree_util.tree_leaves_with_path(grad_sums)}
-    assert all(np.isfinite(v) for v in norms.values())
-    assert all(v > 0 for k, v in norms.items() if "kernel" in k), [k for k, v in norms.items() if v == 0]
-    before, after = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(state["batch_stats"])
-    assert any(not np.allclose(a, b) for a, b in zip(before, after))
-    return state.get("aux_logits", {})
-
-
 def test_googlenet_train_step_with_aux_heads():
     """Also the numeric forward of the model tests: the eval forward is compared with torchvision in
     tests/convert/test_parity_inception.py; a compiled eval forward here would double the compile time."""
-    aux = check_train_step("googlenet", 32, aux_logits=True)
+    aux = check_train_step("googlenet", 32, num_classes=10, aux_logits=True).aux_logits
     assert {k: [a.shape for a in v] for k, v in aux.items()} == {"aux1": [(2, 10)], "aux2": [(2, 10)]}
 
 

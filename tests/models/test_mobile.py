@@ -1,96 +1,21 @@
-"""MobileNet v1/v2, ShuffleNet v2 x1.0, EfficientNet-B0, and the blocks they share.
-
-The helpers `host_variables`, `check_forward` and `check_train_step` (also used by the DenseNet tests) keep
-compile time down: a jitted `model.init` spends ~20 s of CPU compiling threefry for every parameter, so
-variables are drawn on the host with numpy, and XLA's backend optimisation (~35% of compile time) is
-switched off for these one-off steps.
-"""
+"""MobileNet v1/v2, ShuffleNet v2 x1.0, EfficientNet-B0, and the blocks they share."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from cnnjax.models import create_model
 from cnnjax.models.efficientnet import B0_STAGES
 from cnnjax.models.mobilenet import StochasticDepth
 from cnnjax.models.shufflenet import channel_shuffle
-from tests.models.test_alexnet import feature_shapes, param_count
+from tests.models.zoo_checks import (check_forward, check_train_step, feature_shapes, images, init_shapes,
+                                     param_count, train_step)
 
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
 MODELS = {"mobilenet_v1": 4_231_976, "mobilenet_v2": 3_504_872, "shufflenet_v2_x1_0": 2_278_604,
           "efficientnet_b0": 5_288_548}
-
-
-def host_variables(model: nn.Module, x: jax.Array, seed: int = 0) -> dict:
-    """Fan-in-scaled normal kernels, unit BN scale/variance, zero biases/means, 0.25 PReLU slopes."""
-    rng = np.random.default_rng(seed)
-    constant = {"scale": 1.0, "var": 1.0, "bias": 0.0, "mean": 0.0, "alpha": 0.25}
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name in constant:
-            return np.full(leaf.shape, constant[name], np.float32)
-        return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, jax.eval_shape(lambda: model.init(jax.random.key(0), x)))
-
-
-def compiled(fn: Callable, *args: Any) -> Callable:
-    return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)
-
-
-def inputs(size: int, batch: int = 2) -> tuple[jax.Array, jax.Array]:
-    x = jnp.asarray(np.random.default_rng(1).standard_normal((batch, size, size, 3)), jnp.float32)
-    return x, jnp.arange(batch)
-
-
-def check_forward(name: str, size: int, batch: int = 2, **overrides) -> jax.Array:
-    """Compiled eval-mode forward; returns the logits after checking shape and finiteness."""
-    model = create_model(name, **overrides)
-    x, _ = inputs(size, batch)
-    variables = host_variables(model, x)
-    logits = compiled(lambda v, x: model.apply(v, x, train=False), variables, x)(variables, x)
-    assert logits.shape == (batch, model.num_classes)
-    assert bool(jnp.all(jnp.isfinite(logits)))
-    return logits
-
-
-def train_step(model: nn.Module, x: jax.Array, labels: jax.Array) -> Callable:
-    """`step(variables, key) -> (loss, grads, updated batch_stats)` on softmax cross-entropy."""
-
-    def step(variables, key):
-        def loss_fn(params):
-            logits, updates = model.apply({**variables, "params": params}, x, train=True,
-                                          mutable=["batch_stats"], rngs={"dropout": key})
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), updates
-
-        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-        return loss, grads, updates
-
-    return step
-
-
-def check_train_step(name: str, size: int, batch: int = 2, **overrides) -> None:
-    """One compiled gradient step: finite loss, every kernel gets a gradient, BN statistics move."""
-    model = create_model(name, **overrides)
-    x, labels = inputs(size, batch)
-    variables = host_variables(model, x)
-    key = jax.random.key(2)
-    loss, grads, updates = compiled(train_step(model, x, labels), variables, key)(variables, key)
-    assert bool(jnp.isfinite(loss))
-    sizes = {jax.tree_util.keystr(p): float(jnp.abs(g).sum())
-             for p, g in jax.tree_util.tree_leaves_with_path(grads)}
-    assert all(np.isfinite(v) for v in sizes.values())
-    assert all(v > 0 for k, v in sizes.items() if "kernel" in k), sizes  # every layer is reached
-    before, after = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(updates["batch_stats"])
-    assert any(not np.allclose(a, b) for a, b in zip(before, after))
 
 
 @pytest.mark.parametrize("name, count", MODELS.items())
@@ -150,8 +75,8 @@ def test_efficientnet_train_step():
     blocks have every feature of the full model (expansion, 3x3 and 5x5 depthwise, SE, residual), run one.
     Stochastic depth is off there so that every kernel must receive a gradient (the drop is tested above)."""
     model = create_model("efficientnet_b0")
-    x, labels = inputs(32)
-    variables = host_variables(model, x)
+    x, labels = images(32), jnp.arange(2)
+    variables = init_shapes(model, x)
     loss, grads, _ = jax.eval_shape(train_step(model, x, labels), variables, jax.random.key(0))
     assert loss.shape == () and jax.tree.structure(grads) == jax.tree.structure(variables["params"])
     check_train_step("efficientnet_b0", 32, stages=B0_STAGES[:3], stochastic_depth_rate=0.0)

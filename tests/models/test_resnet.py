@@ -3,18 +3,17 @@ v1/v1.5 stride placement, zero_init_residual, and the squeeze-excitation block."
 
 from __future__ import annotations
 
-from typing import Callable
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from cnnjax.models import create_model, model_info
 from cnnjax.models.layers import Classifier
 from cnnjax.models.squeeze_excite import SqueezeExcite
+from tests.models.zoo_checks import (check_forward, check_train_step, host_variables, images, init_shapes,
+                                     param_count)
 
 # torchvision's num_params; se_resnet50 = timm legacy_seresnet50; preact_resnet18: see PreActResNet.
 COUNTS = {
@@ -29,71 +28,6 @@ COUNTS = {
     "preact_resnet18": 11_687_720,
 }
 TINY = dict(stage_sizes=(1, 1, 1, 1))  # one block per stage: every code path, a fraction of the compile time
-
-
-def images(hw: int, batch: int = 2, channels: int = 3) -> jax.Array:
-    return jax.random.normal(jax.random.key(1), (batch, hw, hw, channels))
-
-
-def init_shapes(model: nn.Module, x: jax.Array) -> dict:
-    return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
-
-
-def param_count(model: nn.Module, hw: int) -> int:
-    return sum(a.size for a in jax.tree.leaves(init_shapes(model, images(hw, 1))["params"]))
-
-
-def materialize(model: nn.Module, x: jax.Array, seed: int = 0) -> dict:
-    """Random variables built on the host from the shapes alone (He-scaled kernels, unit BN).
-
-    `model.init` compiles a threefry kernel per parameter tensor, ~0.2 s CPU each on XLA:CPU, which would
-    dominate these tests; tests that check initial values call `init` on small modules instead.
-    """
-    rng = np.random.default_rng(seed)
-
-    def leaf(path, s: jax.ShapeDtypeStruct) -> np.ndarray:
-        name = path[-1].key
-        if name == "kernel":
-            return rng.standard_normal(s.shape, np.float32) * np.sqrt(2.0 / np.prod(s.shape[:-1]))
-        value = {"scale": 1.0, "var": 1.0, "alpha": 0.25}.get(name, 0.0)
-        return np.full(s.shape, value, np.float32)
-
-    return jax.tree_util.tree_map_with_path(leaf, init_shapes(model, x))
-
-
-def check_forward(model: Classifier, hw: int) -> None:
-    x = images(hw)
-    logits = jax.jit(model.apply)(materialize(model, x), x)
-    assert logits.shape == (2, model.num_classes) and np.isfinite(np.asarray(logits)).all()
-
-
-def check_train_step(model: Classifier, hw: int) -> Callable[[jax.Array], float]:
-    """One jitted gradient evaluation: finite loss, finite non-zero gradients, updated BN statistics.
-
-    Returns the loss as a function of the dropout key (same compiled step).
-    """
-    x = images(hw)
-    labels = jnp.arange(x.shape[0]) % model.num_classes
-    variables = materialize(model, x)
-    params, state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
-
-    @jax.jit
-    def step(params: dict, dropout_key: jax.Array):
-        def loss_fn(params):
-            logits, new_state = model.apply({"params": params, **state}, x, train=True,
-                                            mutable=["batch_stats"], rngs={"dropout": dropout_key})
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new_state
-        return jax.value_and_grad(loss_fn, has_aux=True)(params)
-
-    (loss, new_state), grads = step(params, jax.random.key(0))
-    assert np.isfinite(float(loss))
-    leaves = jax.tree.leaves(grads)
-    assert all(np.isfinite(g).all() for g in leaves)
-    assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
-    if "batch_stats" in state:
-        changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state["batch_stats"], new_state["batch_stats"])
-        assert all(jax.tree.leaves(changed))
-    return lambda key: float(step(params, key)[0][0])
 
 
 @pytest.mark.parametrize("name", list(COUNTS))
@@ -155,7 +89,7 @@ def test_version_same_params_fewer_macs_different_outputs() -> None:
 
     tiny15, tiny1 = (create_model("resnet50", num_classes=10, version=v, **TINY) for v in ("v1.5", "v1"))
     x = images(32)
-    variables = materialize(tiny15, x)
+    variables = host_variables(tiny15, x)
     assert not np.allclose(jax.jit(tiny15.apply)(variables, x), jax.jit(tiny1.apply)(variables, x))
 
 
@@ -199,7 +133,7 @@ def test_squeeze_excite_gates_channels() -> None:
             return SqueezeExcite(ops, reduction=16, squeeze_channels=self.squeeze_channels, name="se")(x)
 
     x = jax.random.normal(jax.random.key(2), (2, 5, 5, 64))
-    variables = materialize(Probe(), x)
+    variables = host_variables(Probe(), x)
     shapes = jax.tree.map(jnp.shape, variables["params"]["se"])
     assert shapes == {"fc1": {"kernel": (1, 1, 64, 4), "bias": (4,)},
                       "fc2": {"kernel": (1, 1, 4, 64), "bias": (64,)}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cnnjax.models import create_model, model_info
-from tests.models.test_alexnet import check_forward, check_train_step, feature_shapes, param_count
+from tests.models.zoo_checks import check_forward, check_train_step, feature_shapes, param_count
 
 COUNTS = {"squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496}
 

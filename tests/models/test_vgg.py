@@ -9,7 +9,7 @@ import pytest
 
 from cnnjax.models import create_model, list_models, model_info
 from cnnjax.models.pooling import Window, adaptive_avg_pool, adaptive_bins, output_size, smallest_input
-from tests.models.test_alexnet import check_forward, check_train_step, feature_shapes, param_count
+from tests.models.zoo_checks import check_forward, check_train_step, feature_shapes, param_count
 
 COUNTS = {
     "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,

@@ -6,7 +6,7 @@ import jax
 import pytest
 
 from cnnjax.models import create_model, model_info
-from tests.models.test_resnet import check_forward, check_train_step, param_count
+from tests.models.zoo_checks import check_forward, check_train_step, param_count
 
 
 @pytest.mark.parametrize("num_classes, count", [(10, 36_479_194), (100, 36_536_884)])
@@ -20,7 +20,7 @@ def test_forward_at_32x32() -> None:
 
 
 def test_train_step_with_dropout() -> None:
-    loss = check_train_step(create_model("wrn28_10", depth=10, widen_factor=2, dropout=0.3), 32)
+    loss = check_train_step(create_model("wrn28_10", depth=10, widen_factor=2, dropout=0.3), 32).loss
     assert loss(jax.random.key(0)) != loss(jax.random.key(1))  # dropout draws from the "dropout" rng
 
 

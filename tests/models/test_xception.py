@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from cnnjax.models import create_model, model_info
-from tests.models.test_alexnet import param_count
-from tests.models.test_inception import check_train_step
+from tests.models.zoo_checks import check_train_step, init_shapes, param_count
 
 
 def test_param_count():
@@ -18,7 +17,7 @@ def test_param_count():
 def test_layout():
     """8 middle blocks of 3 separable convs; separable = bias-free depthwise 3x3 + pointwise 1x1."""
     model = create_model("xception")
-    params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 71, 71, 3))))["params"]
+    params = init_shapes(model, jnp.zeros((1, 71, 71, 3)))["params"]
     assert {k for k in params if k.startswith("block") and "_" not in k} == {f"block{i}" for i in range(2, 14)}
     sep = params["block7"]["sepconv2"]
     assert sep["depthwise"]["kernel"].shape == (3, 3, 1, 728)
@@ -31,7 +30,7 @@ def test_layout():
 def test_too_small_input_raises():
     model = create_model("xception")
     with pytest.raises(ValueError, match="xception needs inputs of at least 71x71"):
-        jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 70, 71, 3))))
+        init_shapes(model, jnp.zeros((1, 70, 71, 3)))
 
 
 def test_forward_shape_and_train_step_at_min_size():
@@ -39,6 +38,6 @@ def test_forward_shape_and_train_step_at_min_size():
     assert size == 71
     model = create_model("xception", num_classes=10)
     x = jnp.zeros((2, size, size, 3))
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+    variables = init_shapes(model, x)
     assert jax.eval_shape(lambda v: model.apply(v, x), variables).shape == (2, 10)
-    check_train_step("xception", size)
+    check_train_step("xception", size, num_classes=10)
