@@ -74,6 +74,17 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def adam_cosine_recipe(model: str, dataset: str, num_epochs: int, learning_rate: float,
+                       batch_size: int = 128, warmup_epochs: float = 0.5) -> ml_collections.ConfigDict:
+    """The recipe of the small-image configs: Adam, linear warm-up then cosine decay to zero."""
+    config = base_config()
+    config.model, config.dataset = model, dataset
+    config.num_epochs, config.batch_size = num_epochs, batch_size
+    config.optimizer, config.learning_rate = "adam", learning_rate
+    config.schedule, config.warmup_epochs = "warmup_cosine", warmup_epochs
+    return config
+
+
 def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Runs `get_config()` from `path`, applies `key=value` overrides, validates, returns it locked."""
     file = pathlib.Path(path)

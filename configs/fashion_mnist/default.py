@@ -8,18 +8,10 @@ Expected: 91.37% test top-1 (best validation checkpoint, epoch 19; validation 91
           `python eval.py --workdir runs/demo --split test`.
 """
 
-from cnnjax.config import base_config
+from cnnjax.config import adam_cosine_recipe
 
 
 def get_config():
-    config = base_config()
-    config.model = "lenet5"
+    config = adam_cosine_recipe("lenet5", "fashion_mnist", num_epochs=20, learning_rate=2e-3)
     config.model_overrides.act = "relu"
-    config.dataset = "fashion_mnist"
-    config.num_epochs = 20
-    config.batch_size = 128
-    config.optimizer = "adam"
-    config.learning_rate = 2e-3
-    config.schedule = "warmup_cosine"
-    config.warmup_epochs = 0.5
     return config

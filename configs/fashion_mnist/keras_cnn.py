@@ -6,17 +6,9 @@ Expected: 90.24% test top-1 after 3 epochs (validation 89.86%). XLA:CPU computes
           --config.num_epochs.
 """
 
-from cnnjax.config import base_config
+from cnnjax.config import adam_cosine_recipe
 
 
 def get_config():
-    config = base_config()
-    config.model = "keras_cnn"
-    config.dataset = "fashion_mnist"
-    config.num_epochs = 3
-    config.batch_size = 128
-    config.optimizer = "adam"
-    config.learning_rate = 1e-3
-    config.schedule = "warmup_cosine"
-    config.warmup_epochs = 0.5
+    config = adam_cosine_recipe("keras_cnn", "fashion_mnist", num_epochs=3, learning_rate=1e-3)
     return config
