@@ -1,4 +1,4 @@
-"""The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`.
+"""The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`, `cnnjax convert MODEL FILE`.
 
 Every subcommand is an (help, add_arguments, run) entry of `COMMANDS`, so new ones (training, evaluation)
 plug in without touching the dispatch. Expected user errors (unknown model, no match) print one line
@@ -13,6 +13,7 @@ import time
 from typing import Callable, Sequence
 
 from cnnjax import summary
+from cnnjax.convert import files as convert_files
 from cnnjax.errors import CnnjaxError
 from cnnjax.models import UnknownModelError
 
@@ -51,6 +52,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                add_models_arguments, run_models),
     "summary": ("per-layer table of one model: output shapes, activation memory, params, MACs",
                 summary.add_arguments, summary.run),
+    "convert": ("torchvision weights (.safetensors/.pth) -> Orbax checkpoint of Flax variables",
+                convert_files.add_arguments, convert_files.run),
 }
 
 

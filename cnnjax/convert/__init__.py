@@ -70,7 +70,7 @@ def from_torchvision(name: str, state_dict: Mapping[str, Any], num_classes: int 
 
 
 for _module in _pkgutil.iter_modules(__path__):
-    if _module.name not in ("torch_weights", "cli") and not _module.name.startswith("_"):
+    if _module.name not in ("torch_weights", "files") and not _module.name.startswith("_"):
         _importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ConversionError", "TorchWeights", "convertible_models", "from_torchvision", "register_converter"]

@@ -12,10 +12,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from cnnjax.errors import CnnjaxError
+
 Variables = dict[str, Any]
 
 
-class ConversionError(ValueError):
+class ConversionError(CnnjaxError, ValueError):
     """The state_dict does not fit the model (missing, left-over or mis-shaped tensors)."""
 
 
