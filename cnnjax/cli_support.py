@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -19,7 +20,12 @@ def main_guard(main: Callable[[list[str]], int], argv: Sequence[str]) -> int:
         return main(list(argv))
     except (CnnjaxError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Exit at once: after a failed Orbax/TensorStore read, background callbacks hit a closed asyncio
+        # loop during interpreter teardown and print tracebacks under the one-line error. Everything the
+        # run wrote is already closed (checkpoint manager) or flushed line by line (metrics).
+        os._exit(2)
 
 
 def show_config(config: ml_collections.ConfigDict) -> int:

@@ -20,12 +20,12 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
     """Restores the best checkpoint (highest validation top-1) or `step`, evaluates every example of `split`."""
     workdir = pathlib.Path(workdir)
     config = run_info.load_config(workdir)
-    ckpt = Checkpointer(workdir, read_only=True)
-    step = ckpt.best_step() if step is None else step
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
-    exp = experiment.build(config)
-    state, meta = ckpt.restore(step, exp.init_state())
+    with Checkpointer(workdir, read_only=True) as ckpt:
+        step = ckpt.best_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
+        exp = experiment.build(config)
+        state, meta = ckpt.restore(step, exp.init_state())
     data = exp.data.split(split)
     predict_fn = make_predict_fn(exp.model, exp.data.mean, exp.data.std, exp.mesh, exp.dtype)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -43,7 +43,6 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
                                    title=f"{config.model} on {config.dataset} {split} (step {step})")
         np.save(out.with_name(out.stem + "_logits.npy"), logits)
         result["confusion_png"] = str(png)
-    ckpt.close()
     return result
 
 

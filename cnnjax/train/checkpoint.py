@@ -71,7 +71,8 @@ class Checkpointer:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         except Exception as err:  # orbax/tensorstore raise many types for damaged or mismatched files
-            first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            first = str(err).strip().splitlines()[0].split(". See full")[0][:300] if str(err).strip() \
+                else type(err).__name__
             raise CheckpointError(
                 f"checkpoint {self.directory / str(step)} is corrupt or does not match this model/config "
                 f"({first}); it was left untouched — move it away or use another --workdir") from None
@@ -82,3 +83,10 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+    def __enter__(self) -> "Checkpointer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Closes the manager on every exit, errors included (its background threads must not outlive it)."""
+        self.close()

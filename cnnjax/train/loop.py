@@ -98,7 +98,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     workdir.mkdir(parents=True, exist_ok=True)
     augment.parse(config.augment)  # unknown ops fail before any data is loaded
     exp = experiment.build(config)
-    ckpt = Checkpointer(workdir, config.keep_checkpoints)
+    with Checkpointer(workdir, config.keep_checkpoints) as ckpt:
+        return _train(config, workdir, exp, ckpt)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experiment.Experiment,
+           ckpt: Checkpointer) -> RunResult:
     state = exp.init_state()
     start = ckpt.latest_step() or 0
     run_info.save_or_check(workdir, config, resuming=start > 0)
@@ -185,7 +190,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 break
     bar.close()
     ckpt.wait()
-    ckpt.close()
     writer.close()
     if is_chief and not preempted:
         plots.training_curves(read_metrics(workdir), workdir / "plots")

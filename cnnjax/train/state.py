@@ -3,7 +3,6 @@ a complete description of a run at a step (resume = restore it and continue)."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.struct
@@ -47,11 +46,10 @@ def create_train_state(model, tx: optax.GradientTransformation, input_shape: tup
                        seed: int) -> TrainState:
     """Initialises parameters from `seed` (same on every host) and the optimizer state."""
     init_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-    # One compiled program instead of op-by-op dispatch; it runs once, so skip LLVM optimisation
-    # (XLA:CPU otherwise spends seconds optimising the random-number code of every kernel).
-    init = jax.jit(functools.partial(model.init, train=False),
-                   compiler_options={"xla_backend_optimization_level": 0})
-    variables = init({"params": init_key, "dropout": dropout_key}, jnp.zeros((1, *input_shape)))
+    # Op by op on purpose: compiling this once-run program with XLA's backend optimisation off would be
+    # faster, but on XLA:CPU it gave run-to-run different initial values (seen in the 1-vs-4-device test).
+    variables = model.init({"params": init_key, "dropout": dropout_key}, jnp.zeros((1, *input_shape)),
+                           train=False)
     params = variables["params"]
     return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
                       batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params), rng=rng,
