@@ -4,8 +4,8 @@ The ReLU variant of `lenet5.py` (same 61,706 parameters, average pooling kept): 
 tanh original and clears 90% test accuracy with a margin on a 2-core CPU within the demo's time budget.
 
 Command:  python train.py --config configs/fashion_mnist/default.py --workdir runs/demo
-Expected: 91.21% test top-1 (best validation checkpoint, epoch 19; validation 91.70%), measured by
-          `make demo` on a fresh clone (12 min 41 s wall for set-up, training and evaluation on 2 cores).
+Expected: 91.37% test top-1 (best validation checkpoint, epoch 19; validation 91.52%), measured by
+          `make demo` on a fresh clone (8 min 41 s wall for set-up, training and evaluation on 2 cores).
 """
 
 from cnnjax.config import adam_cosine_recipe
