@@ -15,10 +15,11 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from cnnjax.data import augment
 from cnnjax.data.sources import Split
+from cnnjax.train.parallel import replicate_array
 
 SHUFFLE_STREAM, AUGMENT_STREAM = 1, 2
 
@@ -30,13 +31,8 @@ class DeviceSplit:
 
 
 def replicate(split: Split, mesh: Mesh) -> DeviceSplit:
-    """Places a split on every device of the mesh (works across hosts: each host holds the full split)."""
-    sharding = NamedSharding(mesh, P())
-
-    def put(x: np.ndarray) -> jax.Array:
-        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-    return DeviceSplit(put(split.images), put(split.labels.astype(np.int32)))
+    """Places a split on every device of the mesh (each host holds the full split)."""
+    return DeviceSplit(replicate_array(split.images, mesh), replicate_array(split.labels.astype(np.int32), mesh))
 
 
 @dataclasses.dataclass(frozen=True)

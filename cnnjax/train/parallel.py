@@ -60,7 +60,11 @@ def compile_train_step(step_fn: Callable[..., tuple[TrainState, dict]], make_bat
     return train
 
 
+def replicate_array(x: Any, mesh: Mesh) -> jax.Array:
+    """A copy of host value `x` on every device of the mesh (works across hosts: each host holds all of x)."""
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda index: x[index])
+
+
 def replicate_state(state: TrainState, mesh: Mesh) -> TrainState:
-    sharding = NamedSharding(mesh, P())
-    return jax.tree.map(lambda x: jax.make_array_from_callback(np.shape(x), sharding,
-                                                              lambda idx: np.asarray(x)[idx]), state)
+    return jax.tree.map(lambda x: replicate_array(x, mesh), state)
