@@ -2,11 +2,14 @@
 
 Each checkpoint holds the whole `TrainState` and a small JSON `meta` (epoch, validation metrics), so
 the best step can be found without loading any arrays. Orbax writes to a temporary directory and renames
-it when complete, so a run killed mid-save leaves the previous checkpoints intact.
+it when complete, so a run killed mid-save leaves the previous checkpoints intact. Once a save has
+finished, a `checksums.json` of every file is added to its directory and checked before each restore,
+so damaged files are reported by name before Orbax reads any of them (and bit rot cannot pass silently).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 from typing import Any
@@ -18,6 +21,8 @@ from orbax.checkpoint import checkpoint_managers as policies
 from cnnjax.errors import CnnjaxError
 
 BEST_METRIC = "val_top1"
+CHECKSUMS = "checksums.json"
+ITEMS = ("state", "meta")
 
 
 class CheckpointError(CnnjaxError, RuntimeError):
@@ -35,7 +40,8 @@ class Checkpointer:
         ])
         options = ocp.CheckpointManagerOptions(preservation_policy=preservation, read_only=read_only,
                                                create=not read_only)
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        self._unsealed: list[int] = []
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -45,6 +51,8 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
         metrics = {BEST_METRIC: meta[BEST_METRIC]} if meta.get(BEST_METRIC) is not None else None
+        self.wait()
+        self._unsealed.append(step)
         self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                          meta=ocp.args.JsonSave(meta)),
                            metrics=metrics, force=True)
@@ -66,6 +74,7 @@ class Checkpointer:
         if step not in self.all_steps():
             raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; "
                                   f"available: {self.all_steps() or 'none'}")
+        self._verify_checksums(step)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
@@ -79,9 +88,36 @@ class Checkpointer:
         return restored.state, restored.meta
 
     def wait(self) -> None:
+        """Blocks until pending saves are on disk, then records their checksums."""
         self._manager.wait_until_finished()
+        for step in self._unsealed:
+            step_dir = self.directory / str(step)
+            if step_dir.is_dir() and jax.process_index() == 0:  # the preservation policy may have deleted it
+                sums = _file_checksums(step_dir)
+                tmp = step_dir / (CHECKSUMS + ".tmp")
+                tmp.write_text(json.dumps(sums, indent=1, sort_keys=True))
+                tmp.rename(step_dir / CHECKSUMS)
+        self._unsealed.clear()
+
+    def _verify_checksums(self, step: int) -> None:
+        """Names the first damaged or missing file; checkpoints killed before sealing are not checked."""
+        step_dir = self.directory / str(step)
+        try:
+            expected = json.loads((step_dir / CHECKSUMS).read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"checkpoint {step_dir} has an unreadable {CHECKSUMS} ({err}); it was left "
+                                  "untouched — move it away or use another --workdir") from None
+        for name, digest in sorted(expected.items()):
+            path = step_dir / name
+            if not path.is_file() or _checksum(path) != digest:
+                problem = "is missing" if not path.is_file() else "does not match its checksum"
+                raise CheckpointError(f"checkpoint {step_dir} is corrupt: {name} {problem}; it was left "
+                                      "untouched — move it away or use another --workdir")
 
     def close(self) -> None:
+        self.wait()
         self._manager.close()
 
     def __enter__(self) -> "Checkpointer":
@@ -90,3 +126,14 @@ class Checkpointer:
     def __exit__(self, *exc: object) -> None:
         """Closes the manager on every exit, errors included (its background threads must not outlive it)."""
         self.close()
+
+
+def _checksum(path: pathlib.Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()
+
+
+def _file_checksums(step_dir: pathlib.Path) -> dict[str, str]:
+    """Every file of the saved items (Orbax may rewrite its own step-level metadata later)."""
+    files = sorted(p for item in ITEMS for p in (step_dir / item).rglob("*") if p.is_file())
+    return {str(p.relative_to(step_dir)): _checksum(p) for p in files}
