@@ -30,9 +30,9 @@ def _exit_with_one_line(message: str, status: int) -> None:
 
     After a failed Orbax/TensorStore read, sibling reads still running on Orbax's background event loop
     fail too, and TensorStore prints "Event loop is closed" tracebacks from its own C++ threads (not through
-    any Python hook), racing the message. So stderr is pointed at /dev/null before the message is written to a private copy
-    of it in one system call. Nothing is lost: the checkpoint manager is closed by then and metrics are
-    flushed line by line.
+    any Python hook), racing the message. So stderr is pointed at /dev/null before the message is written
+    to a private copy of it in one system call. Nothing is lost: the checkpoint manager is closed by then
+    and metrics are flushed line by line.
     """
     sys.stdout.flush()
     sys.stderr.flush()

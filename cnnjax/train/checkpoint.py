@@ -82,9 +82,8 @@ class Checkpointer:
         except Exception as err:  # orbax/tensorstore raise many types for damaged or mismatched files
             first = str(err).strip().splitlines()[0].split(". See full")[0][:300] if str(err).strip() \
                 else type(err).__name__
-            raise CheckpointError(
-                f"checkpoint {self.directory / str(step)} is corrupt or does not match this model/config "
-                f"({first}); it was left untouched — move it away or use another --workdir") from None
+            raise _unusable(self.directory / str(step),
+                            f"is corrupt or does not match this model/config ({first})") from None
         return restored.state, restored.meta
 
     def wait(self) -> None:
@@ -107,14 +106,13 @@ class Checkpointer:
         except FileNotFoundError:
             return
         except (OSError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {step_dir} has an unreadable {CHECKSUMS} ({err}); it was left "
-                                  "untouched — move it away or use another --workdir") from None
+            raise _unusable(step_dir, f"has an unreadable {CHECKSUMS} ({err})") from None
         for name, digest in sorted(expected.items()):
             path = step_dir / name
-            if not path.is_file() or _checksum(path) != digest:
-                problem = "is missing" if not path.is_file() else "does not match its checksum"
-                raise CheckpointError(f"checkpoint {step_dir} is corrupt: {name} {problem}; it was left "
-                                      "untouched — move it away or use another --workdir")
+            if not path.is_file():
+                raise _unusable(step_dir, f"is corrupt: {name} is missing")
+            if _checksum(path) != digest:
+                raise _unusable(step_dir, f"is corrupt: {name} does not match its checksum")
 
     def close(self) -> None:
         self.wait()
@@ -126,6 +124,11 @@ class Checkpointer:
     def __exit__(self, *exc: object) -> None:
         """Closes the manager on every exit, errors included (its background threads must not outlive it)."""
         self.close()
+
+
+def _unusable(step_dir: pathlib.Path, problem: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {step_dir} {problem}; it was left untouched — move it away or use "
+                           "another --workdir")
 
 
 def _checksum(path: pathlib.Path) -> str:

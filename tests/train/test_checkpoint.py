@@ -49,7 +49,7 @@ def test_reading_a_workdir_without_checkpoints(tmp_path):
         Checkpointer(tmp_path / "nothing", read_only=True)
 
 
-def _largest_state_file(step_dir):
+def largest_state_file(step_dir):
     return max((p for p in (step_dir / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
 
 
@@ -59,7 +59,7 @@ def test_a_flipped_byte_is_named_before_any_array_is_read(tmp_path):
     step_dir = tmp_path / "checkpoints" / "1"
     sums = json.loads((step_dir / "checksums.json").read_text())
     assert "meta/metadata" in sums and any(name.startswith("state/") for name in sums)
-    victim = _largest_state_file(step_dir)
+    victim = largest_state_file(step_dir)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x01
     victim.write_bytes(bytes(data))

@@ -19,6 +19,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.train.test_checkpoint import largest_state_file
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / "configs/fashion_mnist/keras_cnn.py")
 # 960 training examples / 48 per batch = 20 steps per epoch; dropout makes the rng part of the state.
@@ -185,8 +187,7 @@ def test_bad_input_is_one_clear_line(straight, tmp_path):
 def test_corrupt_checkpoint_is_named_and_left_untouched(straight, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(straight, workdir)
-    state_dir = workdir / "checkpoints" / "40" / "state"
-    victim = max((p for p in state_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    victim = largest_state_file(workdir / "checkpoints" / "40")
     victim.write_bytes(b"\x00garbage" * 10)
     before = tree_digest(workdir)
     line = _one_line_error(run([sys.executable, str(ROOT / "eval.py"), "--workdir", str(workdir), "--step", "40"]))
