@@ -30,15 +30,15 @@ def random_crop(padding: int = 4) -> Op:
     def op(key: jax.Array, image: jax.Array) -> jax.Array:
         h, w, _ = image.shape
         padded = jnp.pad(image, ((padding, padding), (padding, padding), (0, 0)))
-        dy, dx = jax.random.randint(key, (2,), 0, 2 * padding + 1)
-        return jax.lax.dynamic_slice(padded, (dy, dx, 0), image.shape)
+        dy, dx = jax.random.randint(key, (2,), 0, 2 * padding + 1, dtype=jnp.int32)
+        return jax.lax.dynamic_slice(padded, (dy, dx, jnp.int32(0)), image.shape)
     return op
 
 
 @register_op("flip_lr")
 def flip_lr(prob: float = 0.5) -> Op:
     def op(key: jax.Array, image: jax.Array) -> jax.Array:
-        return jnp.where(jax.random.uniform(key) < prob, image[:, ::-1, :], image)
+        return jnp.where(jax.random.uniform(key, dtype=jnp.float32) < prob, image[:, ::-1, :], image)
     return op
 
 

@@ -54,7 +54,7 @@ class TrainBatches:
     def order(self, epoch: int | jax.Array) -> jax.Array:
         """The permutation of the training examples for `epoch`."""
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), SHUFFLE_STREAM), epoch)
-        return jax.random.permutation(key, self.num_examples).astype(jnp.int32)
+        return jax.random.permutation(key, jnp.arange(self.num_examples, dtype=jnp.int32))
 
     def indices(self, order: jax.Array, step: jax.Array) -> jax.Array:
         offset = step % self.steps_per_epoch

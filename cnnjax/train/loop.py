@@ -135,6 +135,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experi
     spe, total = exp.batches.steps_per_epoch, exp.total_steps
     step, preempted, validation = start, False, None
     interval = _Interval()
+    in_flight = parallel.DispatchWindow()
     bar = _progress(config, total, start)
 
     def flush(step: int) -> None:
@@ -164,6 +165,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experi
             if step % spe == 0:
                 order = epoch_order(exp.batches.epoch_of(step))
             state, metrics = train_fn(state, train_data, order)
+            in_flight.push(metrics)
             interval.metrics.append(metrics)
             step += 1
             bar.update(1)

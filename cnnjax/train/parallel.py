@@ -7,6 +7,7 @@ batch, a run on 1 device and on N devices sees exactly the same examples.
 
 from __future__ import annotations
 
+import collections
 import functools
 from typing import Any, Callable
 
@@ -58,6 +59,31 @@ def compile_train_step(step_fn: Callable[..., tuple[TrainState, dict]], make_bat
         return sharded(state, images, labels)
 
     return train
+
+
+MAX_STEPS_AHEAD = 8
+
+
+class DispatchWindow:
+    """Bounds how many steps the host dispatches ahead of the devices (blocks on the one `depth` back).
+
+    Why: XLA:CPU admits at most 32 computations in flight per device; a launch beyond that blocks one
+    thread of the PjRt client's pool, which has only max(cores, devices) threads ("enough for one
+    collective"). On a 2-core host with forced CPU devices the blocked launch takes the thread that a
+    peer device's execution of an earlier step needs to reach its all-reduce, so the step's rendezvous
+    never completes and XLA aborts after 40 s. Keeping fewer than 32 steps in flight avoids the blocked
+    launch on every backend, and 8 steps ahead is still plenty to keep an accelerator busy.
+    """
+
+    def __init__(self, depth: int = MAX_STEPS_AHEAD):
+        self.depth = depth
+        self._pending: collections.deque[Any] = collections.deque()
+
+    def push(self, outputs: Any) -> None:
+        """Records a step's outputs; waits for the step `depth` dispatches back to finish."""
+        self._pending.append(outputs)
+        if len(self._pending) > self.depth:
+            jax.block_until_ready(self._pending.popleft())
 
 
 def replicate_array(x: Any, mesh: Mesh) -> jax.Array:

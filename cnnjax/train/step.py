@@ -22,11 +22,13 @@ AXIS = "data"
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
-    """Per-example softmax cross-entropy (float32), with optional label smoothing."""
-    targets = jax.nn.one_hot(labels, logits.shape[-1])
+    """Per-example softmax cross-entropy in at least float32 (bf16/f16 logits are promoted, f64 kept),
+    with optional label smoothing."""
+    dtype = jnp.promote_types(logits.dtype, jnp.float32)
+    targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=dtype)
     if label_smoothing:
         targets = optax.smooth_labels(targets, label_smoothing)
-    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+    return optax.softmax_cross_entropy(logits.astype(dtype), targets)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,3 +58,18 @@ def test_batches_are_gathered_from_device_data():
 def test_eval_padding_mask():
     num_batches, mask = eval_batches(10, 4)
     assert num_batches == 3 and mask.sum() == 10 and mask.size == 12
+
+
+def test_batches_do_not_depend_on_64_bit_mode():
+    """The order and augmentation are a function of (seed, step) alone, also under jax_enable_x64."""
+    batches = TrainBatches(num_examples=50, batch_size=8, seed=3, augment_spec="random_crop(padding=2)|flip_lr")
+    data = DeviceSplit(jnp.asarray(np.random.default_rng(0).integers(0, 256, (50, 6, 6, 1), dtype=np.uint8)),
+                       jnp.arange(50, dtype=jnp.int32))
+
+    def batch():
+        return [np.asarray(x) for x in batches(data, batches.order(1), jnp.asarray(9, jnp.int32))]
+
+    default = batch()
+    with jax.enable_x64(True):
+        wide = batch()
+    assert all(np.array_equal(a, b) for a, b in zip(default, wide))
