@@ -51,6 +51,7 @@ from cnnjax.config import base_config
 from cnnjax.data.pipeline import DeviceSplit, TrainBatches, normalize, replicate
 from cnnjax.data.sources import Split
 from cnnjax.data.splits import channel_stats
+from cnnjax import sharding
 from cnnjax.train import experiment, optim, parallel
 from cnnjax.train.state import create_train_state
 from cnnjax.train.step import StepConfig, train_step
@@ -105,8 +106,8 @@ class _CnnjaxStep:
                  model: nn.Module | None = None) -> None:
         config = base_config()  # adam, lr 1e-3, constant schedule, float32
         config.model, config.batch_size, config.seed = name, batch_size, seed
-        mesh = parallel.make_mesh(config.num_devices)
-        parallel.check_batch_size(batch_size, mesh)
+        mesh = sharding.make_mesh(config.num_devices)
+        sharding.check_batch_size(batch_size, mesh)
         self.batches = TrainBatches(len(data), batch_size, seed, config.augment)
         schedule = optim.make_schedule(config, self.batches.steps_per_epoch)
         tx = optim.make_optimizer(config, schedule)
@@ -125,7 +126,7 @@ class _CnnjaxStep:
         init = jax.jit(lambda: create_train_state(model, tx, IMAGE_SHAPE, seed))
         state = init.lower().compile({"xla_backend_optimization_level": 0})()
         self.params = param_count(state.params)
-        self.state = parallel.replicate_state(state, mesh)
+        self.state = sharding.replicate_tree(state, mesh)
         self.data = replicate(data, mesh)
         self.epoch_order = jax.jit(self.batches.order, out_shardings=NamedSharding(mesh, P()))
         self.step, self.order = 0, self.epoch_order(0)

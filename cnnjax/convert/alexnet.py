@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnjax.convert import register_converter
+from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import (Layer, TorchWeights, Variables, build_variables, conv,
                                           linear)
 from cnnjax.models.alexnet import ARCHS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from cnnjax.convert import register_converter
+from cnnjax.convert.registry import register_converter
 from cnnjax.convert.mobilenet import conv_bn, inverted_residual
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, build_variables, linear
 from cnnjax.models.efficientnet import B0_STAGES

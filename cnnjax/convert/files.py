@@ -10,7 +10,7 @@ import argparse
 import pathlib
 from typing import Any
 
-from cnnjax.convert import from_torchvision
+from cnnjax.convert.torchvision import from_torchvision
 from cnnjax.convert.torch_weights import ConversionError
 
 

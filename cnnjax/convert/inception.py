@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from cnnjax.convert import register_converter
+from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, bn, build_variables, conv, linear
 from cnnjax.models.inception import (GOOGLENET_BODY, GOOGLENET_STEM, INCEPTION_V3_AUX, INCEPTION_V3_BODY,
                                      INCEPTION_V3_STEM, Block, BodyItem, Branch, Conv, Fork)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from cnnjax.convert import register_converter
+from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, bn, build_variables, conv, linear
 from cnnjax.models.mobilenet import V2_SETTING
 

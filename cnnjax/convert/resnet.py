@@ -8,7 +8,7 @@ different network.
 
 from __future__ import annotations
 
-from cnnjax.convert import register_converter
+from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, bn, build_variables, conv, linear
 from cnnjax.models import create_model
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnjax.convert import register_converter
+from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, build_variables, conv
 from cnnjax.models.squeezenet import VERSIONS
 

@@ -19,7 +19,7 @@ from jax.sharding import Mesh
 
 from cnnjax.data import augment
 from cnnjax.data.sources import Split
-from cnnjax.train.parallel import replicate_array
+from cnnjax.sharding import replicate_array
 
 SHUFFLE_STREAM, AUGMENT_STREAM = 1, 2
 

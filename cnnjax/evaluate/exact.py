@@ -17,11 +17,16 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnnjax.data.pipeline import DeviceSplit, eval_batches, normalize
-from cnnjax.train.step import AXIS, predict
+from cnnjax.sharding import AXIS
 
 
 class EvaluationCountError(AssertionError):
     """The number of evaluated examples differs from the split size (a pipeline bug)."""
+
+
+def predict(model: nn.Module, variables: dict[str, Any], images: jax.Array) -> jax.Array:
+    """Eval-mode logits (float32)."""
+    return model.apply(variables, images, train=False).astype(jnp.float32)
 
 
 def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], mesh: Mesh, dtype=jnp.float32):

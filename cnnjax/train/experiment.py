@@ -18,9 +18,9 @@ from cnnjax.config import ConfigError
 from cnnjax.data import Datasets, load_datasets
 from cnnjax.data.pipeline import TrainBatches
 from cnnjax.models import create_model, model_info
-from cnnjax.train import optim, parallel
+from cnnjax import sharding
+from cnnjax.train import optim
 from cnnjax.train.state import TrainState, create_train_state
-from cnnjax.train.step import AXIS
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -45,7 +45,7 @@ class Experiment:
 
     def init_state(self) -> TrainState:
         state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed)
-        return parallel.replicate_state(state, self.mesh)
+        return sharding.replicate_tree(state, self.mesh)
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
@@ -56,7 +56,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape
         raise ConfigError(f"{config.model} needs inputs of at least {info.min_input_size}x{info.min_input_size}; "
                           f"{config.dataset} images are {image_shape[0]}x{image_shape[1]}")
     overrides = dict(config.model_overrides.to_dict())
-    overrides.setdefault("bn_axis_name", AXIS if config.bn_sync else None)
+    overrides.setdefault("bn_axis_name", sharding.AXIS if config.bn_sync else None)
     overrides.setdefault("dtype", DTYPES[config.dtype])
     return create_model(config.model, num_classes, **overrides)
 
@@ -64,8 +64,8 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape
 def build(config: ml_collections.ConfigDict) -> Experiment:
     data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
                          config.num_train_examples)
-    mesh = parallel.make_mesh(config.num_devices)
-    parallel.check_batch_size(config.batch_size, mesh)
+    mesh = sharding.make_mesh(config.num_devices)
+    sharding.check_batch_size(config.batch_size, mesh)
     if config.batch_size > len(data.train):
         raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.train)} training examples")
     batches = TrainBatches(len(data.train), config.batch_size, config.seed, config.augment)

@@ -1,4 +1,5 @@
-"""Data parallelism: a 1-D device mesh, the per-device step under `jax.shard_map`, all inside one `jax.jit`.
+"""Data parallelism: the per-device step under `jax.shard_map` over the `data` mesh (`cnnjax.sharding`),
+all inside one `jax.jit`.
 
 The global batch is selected and augmented from the replicated dataset inside the same jitted function,
 then split along the mesh's `data` axis. Because batch selection and augmentation happen on the global
@@ -12,28 +13,12 @@ import functools
 from typing import Any, Callable
 
 import jax
-import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from cnnjax.sharding import AXIS
 from cnnjax.train.state import TrainState
-from cnnjax.train.step import AXIS
 
 Batch = tuple[jax.Array, jax.Array]
-
-
-def make_mesh(num_devices: int = 0) -> Mesh:
-    """A mesh over all devices (of all hosts), or over the first `num_devices`."""
-    devices = jax.devices()
-    if num_devices:
-        if num_devices > len(devices):
-            raise ValueError(f"num_devices={num_devices} but only {len(devices)} devices are visible")
-        devices = devices[:num_devices]
-    return Mesh(np.asarray(devices), (AXIS,))
-
-
-def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
-    if batch_size % mesh.size:
-        raise ValueError(f"{what}={batch_size} must be divisible by the {mesh.size} devices of the mesh")
 
 
 def data_parallel(step_fn: Callable[..., tuple[TrainState, dict]], mesh: Mesh) -> Callable[..., Any]:
@@ -84,13 +69,3 @@ class DispatchWindow:
         self._pending.append(outputs)
         if len(self._pending) > self.depth:
             jax.block_until_ready(self._pending.popleft())
-
-
-def replicate_array(x: Any, mesh: Mesh) -> jax.Array:
-    """A copy of host value `x` on every device of the mesh (works across hosts: each host holds all of x)."""
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda index: x[index])
-
-
-def replicate_state(state: TrainState, mesh: Mesh) -> TrainState:
-    return jax.tree.map(lambda x: replicate_array(x, mesh), state)

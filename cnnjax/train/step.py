@@ -8,18 +8,15 @@ equals one step on the global batch (exactly so with synchronised BatchNorm).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from cnnjax.sharding import AXIS
 from cnnjax.train.optim import Schedule, scale_updates
 from cnnjax.train.state import TrainState
-
-AXIS = "data"
-
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
     """Per-example softmax cross-entropy in at least float32 (bf16/f16 logits are promoted, f64 kept),
@@ -76,10 +73,3 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
     metrics["lr"] = schedule(state.step) * state.plateau.scale
     return new_state, metrics
 
-
-def predict(model: nn.Module, variables: dict[str, Any], images: jax.Array) -> jax.Array:
-    """Eval-mode logits (float32)."""
-    return model.apply(variables, images, train=False).astype(jnp.float32)
-
-
-StepFn = Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]

@@ -6,7 +6,7 @@ import pytest
 from cnnjax.data.pipeline import DeviceSplit, normalize
 from cnnjax.evaluate.exact import classification_metrics, confusion_matrix, make_predict_fn, predict_logits
 from cnnjax.models import create_model
-from cnnjax.train.parallel import make_mesh
+from cnnjax.sharding import make_mesh
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,11 @@ from cnnjax.config import base_config
 from cnnjax.data.pipeline import TrainBatches, normalize, replicate
 from cnnjax.data.sources import Split
 from cnnjax.models import create_model
+from cnnjax import sharding
 from cnnjax.train import optim, parallel
 from cnnjax.train.state import create_train_state
-from cnnjax.train.step import AXIS, StepConfig, train_step
+from cnnjax.sharding import AXIS
+from cnnjax.train.step import StepConfig, train_step
 
 STEPS = 4
 BATCH, SIZE = 16, 16
@@ -51,9 +53,9 @@ def _run(num_devices: int, bn_sync: bool, dtype=jnp.float32, steps: int = STEPS,
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     tx = optim.make_optimizer(config, schedule)
     model = create_model("resnet20", 10, bn_axis_name=AXIS if bn_sync else None, dtype=dtype, act=act)
-    mesh = parallel.make_mesh(num_devices)
+    mesh = sharding.make_mesh(num_devices)
     initial = _cast(create_train_state(model, tx, (SIZE, SIZE, 3), seed=0), dtype)
-    state = parallel.replicate_state(initial, mesh)
+    state = sharding.replicate_tree(initial, mesh)
 
     def make_batch(data, order, step):
         images, labels = batches(data, order, step)
