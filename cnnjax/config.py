@@ -11,6 +11,7 @@ import ast
 import difflib
 import importlib.util
 import pathlib
+import traceback
 from typing import Any, Sequence
 
 import ml_collections
@@ -90,16 +91,34 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     file = pathlib.Path(path)
     if not file.is_file():
         raise ConfigError(f"config file {path!r} does not exist (see the configs/ folder)")
-    spec = importlib.util.spec_from_file_location(f"cnnjax_config_{file.stem}", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"config file {path!r} has no get_config() function")
-    config = module.get_config()
+    config = _run_get_config(file)
     config.lock()
     for item in overrides:
         apply_override(config, item)
     validate(config)
+    return config
+
+
+def _run_get_config(file: pathlib.Path) -> ml_collections.ConfigDict:
+    """Executes the config file and its get_config(); any failure names the file and line."""
+    spec = importlib.util.spec_from_file_location(f"cnnjax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise ConfigError(f"config file {str(file)!r} has no get_config() function")
+        config = module.get_config()
+    except ConfigError:
+        raise
+    except SyntaxError as err:
+        raise ConfigError(f"config file {str(file)!r} line {err.lineno}: syntax error ({err.msg})") from None
+    except Exception as err:  # anything the user's file raises: name where, not a traceback
+        lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == str(file)]
+        where = f" line {lines[-1]}" if lines else ""
+        raise ConfigError(f"config file {str(file)!r}{where}: {type(err).__name__}: {err}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"get_config() in {str(file)!r} returned {type(config).__name__}, not an "
+                          "ml_collections.ConfigDict; build it on cnnjax.config.base_config()")
     return config
 
 
@@ -166,13 +185,15 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks values that would otherwise fail deep inside training, with what to do instead."""
-    from cnnjax.models import create_model  # local: keep config import light
+    """Checks values that would otherwise fail deep inside training, with what to do instead.
 
-    try:  # unknown model -> suggestions; unknown model option -> the list of its options
-        create_model(config.model, **config.model_overrides.to_dict())
-    except (KeyError, TypeError) as err:
-        raise ConfigError(str(err)) from None
+    Only what the config alone decides; what depends on the data or the devices (validation_size vs
+    the split, batch_size vs the device count) is checked where those are read.
+    """
+    _validate_model(config)
+    _validate_augment(config.augment)
+    if not config.dataset.strip():
+        raise ConfigError("dataset is empty; name a TFDS dataset, e.g. --config.dataset=fashion_mnist")
     if config.optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if config.schedule not in SCHEDULES:
@@ -181,10 +202,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"lr_scaling must be 'none' or 'linear', got {config.lr_scaling!r}")
     if config.weight_decay_mask not in ("kernels", "all"):
         raise ConfigError(f"weight_decay_mask must be 'kernels' or 'all', got {config.weight_decay_mask!r}")
-    for key in ("num_epochs", "batch_size", "eval_batch_size"):
+    for key in ("num_epochs", "batch_size", "eval_batch_size", "log_every_steps", "keep_checkpoints",
+                "learning_rate"):
         if config[key] <= 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
-    if config.validation_size < 0:
-        raise ConfigError(f"validation_size must be >= 0, got {config.validation_size}")
+    for key in ("validation_size", "num_train_examples", "checkpoint_every_steps", "num_devices",
+                "weight_decay", "grad_clip_norm", "warmup_epochs"):
+        if config[key] < 0:
+            raise ConfigError(f"{key} must be >= 0, got {config[key]}")
+    if not 0 <= config.label_smoothing < 1:
+        raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if config.schedule == "plateau" and config.validation_size == 0:
         raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")
+
+
+def _validate_model(config: ml_collections.ConfigDict) -> None:
+    """Builds the model and traces its init abstractly: a wrong model name, option name or option value
+    (act=, init=, a width of the wrong type, ...) fails here, not after the data is loaded."""
+    import jax
+    import jax.numpy as jnp
+
+    from cnnjax.models import create_model, model_info  # local: keep config import light
+
+    try:  # unknown model -> suggestions; unknown model option -> the list of its options
+        model = create_model(config.model, **config.model_overrides.to_dict())
+    except (KeyError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+    try:
+        shape = (1, *model_info(config.model).input_shape)
+        jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
+                                          jnp.zeros(shape), train=False))
+    except (KeyError, TypeError, ValueError) as err:
+        message = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{config.model} with {config.model_overrides.to_dict()}: {message}") from None
+
+
+def _validate_augment(spec: str) -> None:
+    from cnnjax.data import augment
+
+    augment.parse(spec)

@@ -13,7 +13,13 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from cnnjax.errors import CnnjaxError
+
 AXIS = "data"
+
+
+class DeviceCountError(CnnjaxError, ValueError):
+    """More devices asked for than are visible, or a batch that does not split evenly over them."""
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:
@@ -21,14 +27,16 @@ def make_mesh(num_devices: int = 0) -> Mesh:
     devices = jax.devices()
     if num_devices:
         if num_devices > len(devices):
-            raise ValueError(f"num_devices={num_devices} but only {len(devices)} devices are visible")
+            raise DeviceCountError(f"num_devices={num_devices} but only {len(devices)} devices are visible; "
+                                   "use --config.num_devices=0 for all of them")
         devices = devices[:num_devices]
     return Mesh(np.asarray(devices), (AXIS,))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
     if batch_size % mesh.size:
-        raise ValueError(f"{what}={batch_size} must be divisible by the {mesh.size} devices of the mesh")
+        raise DeviceCountError(f"{what}={batch_size} must be divisible by the {mesh.size} devices of the mesh; "
+                               f"use a multiple of {mesh.size}")
 
 
 def replicate_array(x: Any, mesh: Mesh) -> jax.Array:

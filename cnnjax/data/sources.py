@@ -9,6 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import socket
+import urllib.parse
+import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -58,26 +62,52 @@ def _builder(name: str, data_dir: str):
 def ensure_prepared(name: str, data_dir: str = "") -> str:
     """Makes sure TFDS' files for `name` exist under data_dir (offline Fashion-MNIST if needed)."""
     data_dir = resolve_data_dir(data_dir)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DatasetUnavailableError(f"data_dir {data_dir} is a file, not a directory; set --config.data_dir "
+                                      "(or TFDS_DATA_DIR) to a directory")
     builder = _builder(name, data_dir)
     if builder.is_prepared():
         return data_dir
     if name == "fashion_mnist":
         if offline_fashion_mnist.available():
-            offline_fashion_mnist.prepare(data_dir)
+            try:
+                offline_fashion_mnist.prepare(data_dir)
+            except OSError as err:
+                raise DatasetUnavailableError(
+                    f"cannot prepare fashion_mnist in {data_dir} ({err.strerror or err}); set "
+                    "--config.data_dir (or TFDS_DATA_DIR) to a writable directory") from None
             return data_dir
         raise DatasetUnavailableError(
             f"fashion_mnist is not prepared in {data_dir} and {offline_fashion_mnist.offline_dir()} has no "
             "IDX files: install them with `apt-get install dataset-fashion-mnist` (Debian, as root), or "
             "run `make demo`, which does, or prepare it online with tfds (file_format='array_record').")
+    _check_download_hosts(name, builder, data_dir)
     try:
         builder.download_and_prepare()
     except Exception as err:  # network, missing manual files, TensorFlow-only builders
         raise DatasetUnavailableError(
             f"{name} is not prepared in {data_dir} and could not be prepared here ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}). Prepare it on a machine with network access with "
-            f"`tfds.builder({name!r}, file_format='array_record').download_and_prepare()` and copy "
-            f"{data_dir}/{name} here, or set --config.data_dir.") from None
+            f"{str(err).splitlines()[0][:200]}). {_how_to_prepare(name, data_dir)}") from None
     return data_dir
+
+
+def _how_to_prepare(name: str, data_dir: str) -> str:
+    return (f"Prepare it on a machine with network access with `tfds.builder({name!r}, "
+            f"file_format='array_record').download_and_prepare()` and copy {data_dir}/{name} here, "
+            "or set --config.data_dir.")
+
+
+def _check_download_hosts(name: str, builder: Any, data_dir: str) -> None:
+    """Fails in milliseconds when the hosts of the dataset's registered URLs do not resolve (no network):
+    TFDS would otherwise retry each download for minutes before giving up."""
+    hosts = sorted({urllib.parse.urlparse(url).hostname for url in (builder.url_infos or {})} - {None})
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError as err:
+            raise DatasetUnavailableError(
+                f"{name} is not prepared in {data_dir} and must be downloaded from {host}, which this machine "
+                f"cannot reach ({err.strerror or err}). {_how_to_prepare(name, data_dir)}") from None
 
 
 def dataset_meta(name: str, data_dir: str = "") -> DatasetMeta:
@@ -101,15 +131,30 @@ def load_split(name: str, split: str, data_dir: str = "") -> Split:
         raise DatasetUnavailableError(
             f"{name} has no split {split!r}; it has {', '.join(builder.info.splits)}")
     cache = pathlib.Path(builder.data_dir) / f"cnnjax-{split}.npz"
-    if cache.is_file():
-        with np.load(cache) as arrays:
-            return Split(arrays["images"], arrays["labels"])
+    cached = _read_cache(cache, builder.info.splits[split].num_examples)
+    if cached is not None:
+        return cached
     image_key, label_key = builder.info.supervised_keys
     source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     examples = source.__getitems__(range(len(source)))
     split_arrays = Split(np.stack([e[image_key] for e in examples]).astype(np.uint8),
                          np.asarray([e[label_key] for e in examples], np.int32))
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, images=split_arrays.images, labels=split_arrays.labels)
-    tmp.replace(cache)  # atomic: a killed run never leaves a half-written cache
+    try:
+        np.savez(tmp, images=split_arrays.images, labels=split_arrays.labels)
+        tmp.replace(cache)  # atomic: a killed run never leaves a half-written cache
+    except OSError:  # a read-only or full data_dir: decode again next time rather than fail
+        tmp.unlink(missing_ok=True)
     return split_arrays
+
+
+def _read_cache(cache: pathlib.Path, num_examples: int) -> Split | None:
+    """The cached split, or None when there is none or it is damaged (truncated, wrong size): rebuilt then."""
+    if not cache.is_file():
+        return None
+    try:
+        with np.load(cache) as arrays:
+            split = Split(arrays["images"], arrays["labels"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return split if len(split.labels) == len(split.images) == num_examples else None

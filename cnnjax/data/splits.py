@@ -7,6 +7,11 @@ import dataclasses
 import numpy as np
 
 from cnnjax.data.sources import DatasetMeta, Split, dataset_meta, load_split
+from cnnjax.errors import CnnjaxError
+
+
+class SplitError(CnnjaxError, ValueError):
+    """A split that does not exist, or sizes (validation_size, num_train_examples) the data cannot give."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,15 +26,19 @@ class Datasets:
     def split(self, name: str) -> Split:
         found = {"train": self.train, "validation": self.validation, "test": self.test}.get(name)
         if found is None:
-            raise ValueError(f"no {name!r} split (choose train, validation or test; validation needs "
-                             "validation_size > 0)")
+            raise SplitError(f"no {name!r} split in this run (choose train, validation or test; validation "
+                             "needs a run trained with validation_size > 0)")
         return found
 
 
 def carve_validation(train: Split, size: int, seed: int, limit: int = 0) -> tuple[Split, Split | None]:
     """Holds out `size` random training examples (fixed by `seed`); `limit` caps what is left to train on."""
     if size >= len(train):
-        raise ValueError(f"validation_size {size} leaves nothing of the {len(train)} training examples")
+        raise SplitError(f"validation_size={size} leaves nothing of the {len(train)} training examples; "
+                         f"use fewer than {len(train)}")
+    if limit > len(train) - size:
+        raise SplitError(f"num_train_examples={limit} exceeds the {len(train) - size} training examples left "
+                         f"after validation_size={size}; use at most that, or 0 for all")
     order = np.random.default_rng(seed).permutation(len(train))
     held_out, rest = np.sort(order[:size]), order[size:]
     if limit:

@@ -1,4 +1,5 @@
 import hashlib
+import pathlib
 
 import numpy as np
 import pytest
@@ -48,3 +49,27 @@ def test_corrupt_idx_file_is_rejected(tmp_path):
         f.write(b"\x00\x00\x08\x03" + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100)
     with pytest.raises(ValueError, match="truncated"):
         offline_fashion_mnist.read_idx(path)
+
+
+def test_a_damaged_split_cache_is_rebuilt(fashion_mnist, tmp_path):
+    """A truncated cnnjax-*.npz (a full disk, a copy cut short) is decoded again, not a BadZipFile."""
+    import shutil
+
+    from cnnjax.data.sources import resolve_data_dir
+
+    data_dir = tmp_path / "tfds"
+    shutil.copytree(pathlib.Path(resolve_data_dir()) / "fashion_mnist", data_dir / "fashion_mnist")
+    cache = next((data_dir / "fashion_mnist").rglob("cnnjax-test.npz"))
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 3])
+    split = load_split("fashion_mnist", "test", str(data_dir))
+    assert split.images.shape == (10_000, 28, 28, 1)
+    assert np.array_equal(split.labels, fashion_mnist.test.labels)
+    with np.load(cache) as rebuilt:
+        assert rebuilt["labels"].shape == (10_000,)
+
+
+def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(DatasetUnavailableError, match="is a file, not a directory"):
+        load_split("fashion_mnist", "test", str(path))

@@ -1,0 +1,76 @@
+"""Every bad input to train.py is one line on stderr ("error: ..."), exit status 2, before any training:
+config files that do not load, options the model or the augmentation does not have, values the config or
+the data cannot give. Each case runs the real entry script in a subprocess (4 forced CPU devices)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs/fashion_mnist/mlp.py")
+
+CONFIG_FILES = {
+    "syntax.py": ("def get_config(:\n    pass\n", "line 1: syntax error"),
+    "imports.py": ("import no_such_module\n\ndef get_config():\n    pass\n", "line 1: ModuleNotFoundError"),
+    "raises.py": ("def get_config():\n    x = 1\n    return 1 / 0\n", "line 3: ZeroDivisionError"),
+    "dict.py": ("def get_config():\n    return {'model': 'mlp'}\n", "returned dict, not an ml_collections.ConfigDict"),
+    "none.py": ("def get_config():\n    return None\n", "returned NoneType"),
+}
+
+OVERRIDES = {
+    "act": (["--config.model_overrides.act=foo"], "unknown activation 'foo'"),
+    "init": (["--config.model_overrides.init=foo"], "unknown init 'foo'"),
+    "option": (["--config.model=resnet20", "--config.model_overrides.norm=foo"], "has no option 'norm'"),
+    "option_type": (["--config.model_overrides.hidden=128"], "mlp with"),
+    "augment_op": (["--config.augment=rotate(10)"], "unknown augmentation 'rotate'"),
+    "augment_paren": (["--config.augment=random_crop(padding=4"], "cannot parse augmentation"),
+    "augment_keyword": (["--config.augment=random_crop(paddin=4)"], "has no argument 'paddin'"),
+    "augment_positional": (["--config.augment=random_crop(8)"], "give arguments by name"),
+    "augment_prob": (["--config.augment=flip_lr(probability=0.2)"], "has no argument 'probability'"),
+    "augment_value": (["--config.augment=random_crop(padding=-4)"], "integer >= 0, got -4"),
+    "batch_split": (["--config.batch_size=126"], "must be divisible by the 4 devices"),
+    "devices_many": (["--config.num_devices=16"], "num_devices=16 but only 4 devices"),
+    "devices_negative": (["--config.num_devices=-1"], "num_devices must be >= 0"),
+    "validation_size": (["--config.validation_size=70000"], "leaves nothing of the 60000"),
+    "train_examples_many": (["--config.num_train_examples=100000"], "exceeds the 55000 training examples"),
+    "train_examples_negative": (["--config.num_train_examples=-1"], "num_train_examples must be >= 0"),
+    "dataset_empty": (["--config.dataset="], "dataset is empty"),
+    "log_every": (["--config.log_every_steps=0"], "log_every_steps must be positive"),
+    "keep_negative": (["--config.keep_checkpoints=-1"], "keep_checkpoints must be positive"),
+    "keep_zero": (["--config.keep_checkpoints=0"], "keep_checkpoints must be positive"),
+    "learning_rate": (["--config.learning_rate=-0.1"], "learning_rate must be positive"),
+    "checkpoint_every": (["--config.checkpoint_every_steps=-5"], "checkpoint_every_steps must be >= 0"),
+    "data_dir_file": (["--config.data_dir=/etc/hostname"], "is a file, not a directory"),
+    "offline_download": (["--config.dataset=cifar10"], "cannot reach"),
+}
+
+
+def one_line_error(args: list[str], tmp_path: pathlib.Path, timeout: float = 120) -> str:
+    """Runs train.py; asserts exit status 2 and a single stderr line; returns it."""
+    cmd = [sys.executable, str(ROOT / "train.py"), "--workdir", str(tmp_path / "run"), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_FILES))
+def test_a_config_file_that_does_not_load_is_named(name, tmp_path):
+    text, expected = CONFIG_FILES[name]
+    path = tmp_path / name
+    path.write_text(text)
+    line = one_line_error(["--config", str(path)], tmp_path)
+    assert expected in line and str(path) in line
+
+
+@pytest.mark.parametrize("name", sorted(OVERRIDES))
+def test_a_bad_value_is_one_line(name, tmp_path):
+    args, expected = OVERRIDES[name]
+    line = one_line_error(["--config", CONFIG, "--config.num_epochs=1", *args], tmp_path)
+    assert expected in line
