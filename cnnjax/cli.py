@@ -1,8 +1,10 @@
 """The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`, `cnnjax convert MODEL FILE`.
 
 Every subcommand is an (help, add_arguments, run) entry of `COMMANDS`, so new ones (training, evaluation)
-plug in without touching the dispatch. Expected user errors (unknown model, no match) print one line
-`cnnjax: error: ...` on stderr and exit with status 2, like argparse's own usage errors.
+plug in without touching the dispatch. The tables come from `cnnjax.introspect`, which never imports this
+module: here is only argument parsing and error reporting. Expected user errors (unknown model, no match,
+too small an input, fewer than one class) print one line `cnnjax: error: ...` on stderr and exit with
+status 2, like argparse's own usage errors.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from cnnjax import summary
 from cnnjax.convert import files as convert_files
 from cnnjax.errors import CnnjaxError
+from cnnjax.introspect import format_summary, model_table, summarize
 from cnnjax.models import UnknownModelError
 
 
@@ -37,7 +39,7 @@ def _progress(i: int, total: int, name: str) -> None:
 def run_models(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     interactive = sys.stderr.isatty()
-    table = summary.model_table(args.pattern, markdown=args.markdown, progress=_progress if interactive else None)
+    table = model_table(args.pattern, markdown=args.markdown, progress=_progress if interactive else None)
     if interactive:
         sys.stderr.write("\r\033[K")
     if table is None:
@@ -47,11 +49,22 @@ def run_models(args: argparse.Namespace) -> None:
         print(f"({time.perf_counter() - start:.1f} s; params and MACs from abstract traces at batch 1)")
 
 
+def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="registered model name (see `cnnjax models`)")
+    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
+    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
+
+
+def run_summary(args: argparse.Namespace) -> None:
+    """Bad sizes and class counts raise `CnnjaxError`s inside `summarize`, reported by `main`."""
+    print(format_summary(summarize(args.model, args.input_size, args.num_classes)))
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {
     "models": ("table of every registered model: params, MACs, input size, torchvision twin",
                add_models_arguments, run_models),
     "summary": ("per-layer table of one model: output shapes, activation memory, params, MACs",
-                summary.add_arguments, summary.run),
+                add_summary_arguments, run_summary),
     "convert": ("torchvision weights (.safetensors/.pth) -> Orbax checkpoint of Flax variables",
                 convert_files.add_arguments, convert_files.run),
 }

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnjax.summary import model_table
+from cnnjax.introspect import model_table
 
 NOTE = ("Params: the `params` collection (BatchNorm scale/bias included, running statistics excluded), "
         "as torchvision's `num_params`. GMACs: multiply-accumulates of convolutions and dense layers per image "

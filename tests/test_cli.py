@@ -1,4 +1,4 @@
-"""The `cnnjax` console script, `python -m cnnjax[.summary]`, and scripts/model_table.py."""
+"""The `cnnjax` console script, `python -m cnnjax`, and scripts/model_table.py."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from cnnjax.cli import main
 
@@ -32,6 +34,15 @@ def test_unknown_model_is_one_line_and_status_2(capsys):
 def test_too_small_input_is_a_user_error(capsys):
     assert main(["summary", "resnet20", "--input-size", "2"]) == 2
     assert capsys.readouterr().err == "cnnjax: error: resnet20 needs inputs of at least 4x4, got 2x2\n"
+
+
+@pytest.mark.parametrize("num_classes", ["0", "-3"])
+def test_fewer_than_one_class_is_a_user_error(capsys, num_classes):
+    """Not a ZeroDivisionError (0) or a JAX shape error (negative) from deep inside the initialisers."""
+    assert main(["summary", "lenet5", "--num-classes", num_classes]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"cnnjax: error: lenet5 needs at least 1 class, got num_classes={num_classes}"]
 
 
 def test_models_command_filters_by_pattern(capsys):
@@ -68,6 +79,6 @@ def test_module_entry_points_in_a_subprocess():
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines()[-1].startswith("cnnjax: error: unknown model 'no_such_net'")
-    good = subprocess.run([sys.executable, "-m", "cnnjax.summary", "mlp"],
+    good = subprocess.run([sys.executable, "-m", "cnnjax", "summary", "mlp"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert good.returncode == 0 and "Total params: 203,530" in good.stdout

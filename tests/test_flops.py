@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from cnnjax.flops import count_macs, jaxpr_macs, model_macs, xla_flops
+from cnnjax.introspect import NumClassesError, count_macs, jaxpr_macs, model_macs, xla_flops
 from cnnjax.models import list_models
 
 
@@ -49,6 +49,12 @@ def test_resnet20_macs():
 def test_num_classes_and_input_size_change_the_count():
     assert count_macs("mlp", num_classes=100) == 28 * 28 * 256 + 256 * 100
     assert count_macs("resnet20", input_size=64) == 4 * (count_macs("resnet20") - 640) + 640
+
+
+@pytest.mark.parametrize("num_classes", [0, -1])
+def test_fewer_than_one_class_is_refused_before_tracing(num_classes):
+    with pytest.raises(NumClassesError, match=f"mlp needs at least 1 class, got num_classes={num_classes}"):
+        count_macs("mlp", num_classes=num_classes)
 
 
 # GMACs per image at the registered input: torchvision's `_ops` metadata (3 decimals; its docs round to 2),

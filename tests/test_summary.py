@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cnnjax.models import list_models
-from cnnjax.summary import format_summary, summarize
+from cnnjax.introspect import format_summary, summarize
 
 
 def counted(summary) -> list[tuple[tuple[int, ...], int]]:

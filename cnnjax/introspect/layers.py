@@ -1,9 +1,7 @@
-"""Per-layer summary of a registered model: output shapes, activation memory, parameters and MACs.
+"""Per-layer rows of a registered model: output shapes, activation memory, parameters and MACs.
 
-Usage: `cnnjax summary vgg16` or `python -m cnnjax.summary vgg16 [--input-size 224] [--num-classes N]`.
-
-The table is read off one abstract trace of the eval forward at batch 1 (`cnnjax.flops.trace_forward`
-with Flax's named scopes), so it costs no compilation and no memory even for VGG-16, and it sees the
+The rows are read off one abstract trace of the eval forward at batch 1 (`trace.trace_forward` with
+Flax's named scopes), so they cost no compilation and no memory even for VGG-16, and they see the
 functional code between modules (pooling, flatten, concatenation, residual additions) as well as the
 modules. Each leaf module call is a row; functional code in a parent module forms rows of chained
 equations (e.g. `reduce_window_max` followed by the `reshape` of a flatten is one row).
@@ -19,18 +17,15 @@ slip, cs231n/cs231n.github.io#88). MB here are 2**20 bytes at the traced dtype (
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import sys
 from typing import Any, Callable, Iterable, Sequence
 
 import flax.linen as nn
-import jax
 from jax.extend import core as jcore
 
-from cnnjax.flops import eqn_total_macs, input_array, model_input_shape, trace_forward
-from cnnjax.models import create_model, list_models, model_info
+from cnnjax.introspect.macs import eqns_macs, forward_macs
+from cnnjax.introspect.trace import input_array, registered_model, trace_forward, tree_size
 
 # Primitives that compute each output element from the same position of their inputs: a layer made of
 # only these (plus broadcasts of parameters) can overwrite its input.
@@ -74,15 +69,18 @@ class Row:
 
     @property
     def counted(self) -> bool:
+        """Whether the row's output adds to activation memory (see the module docstring)."""
         return self.kind in ("input", "write")
 
     @property
     def macs(self) -> int:
-        return sum(eqn_total_macs(e) for e in self.eqns)
+        return eqns_macs(self.eqns)
 
 
 @dataclasses.dataclass
 class Summary:
+    """The rows of one model with the totals of its whole forward pass."""
+
     name: str
     input_shape: tuple[int, int, int]
     rows: list[Row]
@@ -162,6 +160,7 @@ def build_rows(eqns: Sequence[jcore.JaxprEqn], input_var: jcore.Var, module_type
 
 
 def _module_op(module: nn.Module | None) -> str:
+    """`Conv`, or `Activation(relu)` for modules whose `kind` field says what they compute."""
     if module is None:
         return "?"
     kind = getattr(module, "kind", None)
@@ -169,124 +168,38 @@ def _module_op(module: nn.Module | None) -> str:
 
 
 def _subtree_size(tree: Any, path: Sequence[str]) -> int:
+    """Entries under `path` of a nested dict (0 if the path is absent: a module without params)."""
     for key in path:
         if not isinstance(tree, dict) or key not in tree:
             return 0
         tree = tree[key]
-    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
+    return tree_size(tree)
 
 
 def summarize(name: str, input_size: int | None = None, num_classes: int | None = None,
               **overrides: Any) -> Summary:
     """Per-layer summary of registered model `name` at batch 1 (its registered input size by default)."""
-    module = create_model(name, num_classes=num_classes, **overrides)
-    return summarize_module(module, model_input_shape(name, input_size), name=name)
+    module, input_shape = registered_model(name, input_size, num_classes, **overrides)
+    return summarize_module(module, input_shape, name=name)
 
 
 def summarize_module(module: nn.Module, input_shape: tuple[int, int, int], name: str = "") -> Summary:
+    """Per-layer summary of any module taking (batch, H, W, C) images and a `train` flag."""
     module_types: dict[tuple[str, ...], nn.Module] = {}
 
-    def record(next_fun, args, kwargs, context):
+    def record(next_fun: Callable[..., Any], args: tuple, kwargs: dict, context: Any) -> Any:
+        """Notes which module class runs at each path: the jaxpr only knows the path."""
         if context.method_name == "__call__":
             module_types.setdefault(tuple(context.module.path), context.module)
         return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(record):
         trace = trace_forward(module, input_array(input_shape), named=True)
-    rows = build_rows(trace.forward_eqns(), trace.jaxpr.jaxpr.invars[0], module_types)
+    rows = build_rows(trace.forward_eqns(), trace.input_var, module_types)
     params = trace.variables.get("params", {})
     assigned: set[str] = set()
-    for row in rows:
-        if not row.functional and row.kind != "input" and row.path not in assigned:  # a module called twice owns its params once
+    for row in rows:  # a module called twice owns its params once
+        if not row.functional and row.kind != "input" and row.path not in assigned:
             assigned.add(row.path)
             row.params = _subtree_size(params, [s.split(".")[0] for s in row.path.split("/")])
-    return Summary(name or type(module).__name__, input_shape, rows, trace.params, trace.macs)
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Iterable[int] = (),
-                 markdown: bool = False) -> str:
-    """Aligned plain-text or Markdown table; columns in `right` are right-aligned (numbers)."""
-    cells = [list(map(str, header))] + [[f"{c:,}" if isinstance(c, int) else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    right = set(right)
-
-    def line(r: Sequence[str]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
-        return ("| " + " | ".join(parts) + " |") if markdown else "  ".join(parts).rstrip()
-
-    if markdown:
-        rule = "|" + "|".join("-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(widths)) + "|"
-    else:
-        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
-
-
-def _macs_text(macs: int) -> str:
-    return f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
-
-
-def format_summary(summary: Summary) -> str:
-    h, w, c = summary.input_shape
-    table = format_table(
-        ["layer", "op", "output", "activations", "MB", "params", "MACs"],
-        [(r.path, r.op, "x".join(map(str, r.shape)), r.activations,
-          f"{r.bytes / 2**20:.2f}" if r.counted else r.kind, r.params, r.macs) for r in summary.rows],
-        right=(3, 4, 5, 6))
-    return "\n".join([
-        f"{summary.name} on a {h}x{w}x{c} input, batch 1, eval mode",
-        table,
-        f"Total params: {summary.params:,}",
-        f"Activations per image: {summary.activations:,} values = {summary.activation_mb:.2f} MB "
-        "(input + outputs of layers that write a new tensor; elementwise layers in place)",
-        f"MACs per image: {summary.macs:,} ({_macs_text(summary.macs)}; conv + dense only)",
-    ])
-
-
-def zoo_rows(pattern: str = "*", progress: Callable[[int, int, str], None] | None = None) -> list[tuple]:
-    """(name, family, params, GMACs, input, classes, torchvision) per registered model matching `pattern`.
-
-    A pattern without wildcards matches as a substring. Params and MACs come from one abstract trace
-    per model at its registered input size (no compilation).
-    """
-    if not any(ch in pattern for ch in "*?["):
-        pattern = f"*{pattern}*"
-    rows = []
-    names = list_models(pattern)
-    for i, name in enumerate(names):
-        if progress:
-            progress(i, len(names), name)
-        info = model_info(name)
-        trace = trace_forward(create_model(name), input_array(info.input_shape))
-        rows.append((name, info.family, trace.params, f"{trace.macs / 1e9:.3f}",
-                     "x".join(map(str, info.input_shape)), info.num_classes, info.torchvision or "-"))
-    return rows
-
-
-def model_table(pattern: str = "*", markdown: bool = False,
-                progress: Callable[[int, int, str], None] | None = None) -> str | None:
-    """The zoo as a table (None if nothing matches); `scripts/model_table.py` writes it for the README."""
-    rows = zoo_rows(pattern, progress)
-    if not rows:
-        return None
-    header = ["model", "family", "params", "GMACs", "input (HxWxC)", "classes", "torchvision"]
-    return format_table(header, rows, right=(2, 3, 5), markdown=markdown)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="registered model name (see `cnnjax models`)")
-    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
-    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
-
-
-def run(args: argparse.Namespace) -> None:
-    print(format_summary(summarize(args.model, args.input_size, args.num_classes)))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from cnnjax.cli import main as cli_main  # one place turns errors into exit codes
-
-    return cli_main(["summary", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return Summary(name or type(module).__name__, input_shape, rows, trace.params, forward_macs(trace))

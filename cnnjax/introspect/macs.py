@@ -22,17 +22,15 @@ dilated convolutions count the MACs XLA issues (including products with inserted
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 from jax.extend import core as jcore
 
-from cnnjax.errors import CnnjaxError
-from cnnjax.models import create_model, model_info
+from cnnjax.introspect.trace import ForwardTrace, input_array, registered_model, trace_forward
+
 
 def eqn_macs(eqn: jcore.JaxprEqn) -> int:
     """MACs of one equation, not counting its sub-jaxprs."""
@@ -54,7 +52,7 @@ def jaxpr_macs(jaxpr: jcore.Jaxpr | jcore.ClosedJaxpr) -> int:
     """MACs of a whole jaxpr, recursing into the sub-jaxprs of call/control-flow primitives."""
     if isinstance(jaxpr, jcore.ClosedJaxpr):
         jaxpr = jaxpr.jaxpr
-    return sum(eqn_total_macs(eqn) for eqn in jaxpr.eqns)
+    return eqns_macs(jaxpr.eqns)
 
 
 def eqn_total_macs(eqn: jcore.JaxprEqn) -> int:
@@ -68,81 +66,25 @@ def eqn_total_macs(eqn: jcore.JaxprEqn) -> int:
     return eqn_macs(eqn) + nested
 
 
-def input_array(shape: tuple[int, int, int], batch: int = 1, dtype: Any = jnp.float32) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct((batch, *shape), dtype)
+def eqns_macs(eqns: Sequence[jcore.JaxprEqn]) -> int:
+    """MACs of a sequence of equations: a whole jaxpr, a forward pass, or one row of a layer table."""
+    return sum(eqn_total_macs(eqn) for eqn in eqns)
 
 
-class InputSizeError(CnnjaxError, ValueError):
-    """The requested input is smaller than the model's downsampling allows."""
-
-
-def model_input_shape(name: str, input_size: int | None = None) -> tuple[int, int, int]:
-    """The registered (H, W, C) input, optionally with a square `input_size` instead of (H, W)."""
-    info = model_info(name)
-    h, w, c = info.input_shape
-    if input_size is None:
-        return h, w, c
-    if input_size < info.min_input_size:
-        raise InputSizeError(f"{name} needs inputs of at least {info.min_input_size}x{info.min_input_size}, "
-                             f"got {input_size}x{input_size}")
-    return input_size, input_size, c
-
-
-@dataclasses.dataclass(frozen=True)
-class ForwardTrace:
-    """One abstract trace of `module.init_with_output(key, x, train=False)`.
-
-    Tracing the initialisation once yields both the variable shapes and the eval forward; the
-    equations that depend on the input `x` are exactly the forward pass (initialisers only depend
-    on the rng key), which is what `forward_eqns` selects. No array is allocated or computed.
-    """
-
-    jaxpr: jcore.ClosedJaxpr
-    variables: dict  # ShapeDtypeStructs
-    output: Any
-
-    def forward_eqns(self) -> list[jcore.JaxprEqn]:
-        """Top-level equations downstream of the input image, in program order."""
-        live = {self.jaxpr.jaxpr.invars[0]}
-        eqns = []
-        for eqn in self.jaxpr.jaxpr.eqns:
-            if any(isinstance(v, jcore.Var) and v in live for v in eqn.invars):
-                live.update(eqn.outvars)
-                eqns.append(eqn)
-        return eqns
-
-    @property
-    def macs(self) -> int:
-        return sum(eqn_total_macs(eqn) for eqn in self.forward_eqns())
-
-    @property
-    def params(self) -> int:
-        return count_params(self.variables)
-
-
-def trace_forward(module: nn.Module, x: jax.ShapeDtypeStruct, named: bool = False) -> ForwardTrace:
-    """Abstract trace of init + eval forward; `named` tags equations with their module path."""
-    fn: Callable = lambda inp: module.init_with_output(jax.random.key(0), inp, train=False)
-    with nn.override_named_call(named):
-        jaxpr, (output, variables) = jax.make_jaxpr(fn, return_shape=True)(x)
-    return ForwardTrace(jaxpr, variables, output)
-
-
-def count_params(variables: dict) -> int:
-    """Entries of the `params` collection (BN scale/bias in, running statistics out, as torchvision)."""
-    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(variables.get("params", {})))
+def forward_macs(trace: ForwardTrace) -> int:
+    """MACs of the traced forward pass (the initialisers' equations are not part of it)."""
+    return eqns_macs(trace.forward_eqns())
 
 
 def model_macs(module: nn.Module, input_shape: tuple[int, int, int], batch: int = 1) -> int:
     """MACs of `module`'s eval forward on `batch` inputs of shape (H, W, C)."""
-    return trace_forward(module, input_array(input_shape, batch)).macs
+    return forward_macs(trace_forward(module, input_array(input_shape, batch)))
 
 
 def count_macs(name: str, input_size: int | None = None, num_classes: int | None = None,
                **overrides: Any) -> int:
     """MACs per image of the registered model `name` (at its registered input size by default)."""
-    module = create_model(name, num_classes=num_classes, **overrides)
-    return model_macs(module, model_input_shape(name, input_size))
+    return model_macs(*registered_model(name, input_size, num_classes, **overrides))
 
 
 def xla_flops(module: nn.Module, input_shape: tuple[int, int, int], batch: int = 1) -> float:
