@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from cnnjax.models import list_models
 from cnnjax.introspect import format_summary, summarize
 
 
@@ -56,7 +55,6 @@ LECTURE_VGG16 = [224 * 224 * 3] + [224 * 224 * 64] * 2 + [112 * 112 * 64] + [112
     14 * 14 * 512] * 3 + [7 * 7 * 512] + [4096, 4096, 1000]
 
 
-@pytest.mark.skipif("vgg16" not in list_models(), reason="vgg16 is not registered")
 def test_vgg16_reproduces_the_lecture_table():
     s = summarize("vgg16")
     assert [a for _, a in counted(s)] == LECTURE_VGG16
@@ -70,7 +68,6 @@ def test_vgg16_reproduces_the_lecture_table():
     assert "Total params: 138,357,544" in text and "15,237,608 values = 58.13 MB" in text
 
 
-@pytest.mark.skipif("googlenet" not in list_models(), reason="googlenet is not registered")
 def test_every_parameter_is_attributed_to_a_row_in_a_branchy_net():
     s = summarize("googlenet", input_size=64)
     assert sum(r.params for r in s.rows) == s.params == 6_624_904

@@ -11,7 +11,7 @@ import numpy as np
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import (Layer, TorchWeights, Variables, build_variables, conv,
                                           linear)
-from cnnjax.models.alexnet import ARCHS
+from cnnjax.models.families.alexnet import ARCHS
 
 TORCH_CONVS = (0, 3, 6, 8, 10)  # indices of the convolutions in torchvision's `features`
 

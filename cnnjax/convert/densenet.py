@@ -6,7 +6,7 @@ from typing import Iterator
 
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, bn, build_variables, conv, linear
-from cnnjax.models.densenet import IMAGENET_CONFIGS
+from cnnjax.models.families.densenet import IMAGENET_CONFIGS
 
 
 def _rows(block_config: tuple[int, ...]) -> Iterator[Layer]:

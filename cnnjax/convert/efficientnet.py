@@ -7,7 +7,7 @@ from typing import Iterator
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.mobilenet import conv_bn, inverted_residual
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, build_variables, linear
-from cnnjax.models.efficientnet import B0_STAGES
+from cnnjax.models.families.efficientnet import B0_STAGES
 
 
 def _rows(stages: tuple[tuple[int, ...], ...]) -> Iterator[Layer]:

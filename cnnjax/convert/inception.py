@@ -18,8 +18,9 @@ import numpy as np
 
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, bn, build_variables, conv, linear
-from cnnjax.models.inception import (GOOGLENET_BODY, GOOGLENET_STEM, INCEPTION_V3_AUX, INCEPTION_V3_BODY,
-                                     INCEPTION_V3_STEM, Block, BodyItem, Branch, Conv, Fork)
+from cnnjax.models.families.inception import (GOOGLENET_BODY, GOOGLENET_STEM, INCEPTION_V3_AUX,
+                                              INCEPTION_V3_BODY, INCEPTION_V3_STEM, Block, BodyItem, Branch,
+                                              Conv, Fork)
 
 GOOGLENET_AUX_MAP = (128, 4, 4)  # channels, height, width of the map GoogLeNet's aux fc1 reads
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, bn, build_variables, conv, linear
-from cnnjax.models.mobilenet import V2_SETTING
+from cnnjax.models.families.mobilenet import V2_SETTING
 
 
 def conv_bn(flax: str, torch_conv: str, torch_bn: str | None = None) -> tuple[Layer, Layer]:

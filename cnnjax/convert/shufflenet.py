@@ -7,7 +7,7 @@ from typing import Iterator
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.mobilenet import conv_bn
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, build_variables, linear
-from cnnjax.models.shufflenet import STAGES_REPEATS
+from cnnjax.models.families.shufflenet import STAGES_REPEATS
 
 # cnnjax ConvBN name -> indices of its conv and BN in torchvision's branch Sequentials.
 _BRANCH1 = {"branch1_dw": (0, 1), "branch1_pw": (2, 3)}

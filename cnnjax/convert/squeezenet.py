@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, build_variables, conv
-from cnnjax.models.squeezenet import VERSIONS
+from cnnjax.models.families.squeezenet import VERSIONS
 
 FIRE_CONVS = ("squeeze", "expand1x1", "expand3x3")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cnnjax.convert.registry import register_converter
 from cnnjax.convert.alexnet import convert_with_nchw_fc6
 from cnnjax.convert.torch_weights import Layer, TorchWeights, Variables, bn, conv, linear
-from cnnjax.models.vgg import STAGES, conv_layers
+from cnnjax.models.families.vgg import STAGES, conv_layers
 
 
 def feature_rows(depth: int, batch_norm: bool) -> list[Layer]:

@@ -1,14 +1,11 @@
-"""Model zoo. Importing the package registers every family module in this folder."""
+"""Model zoo. Importing the package registers every model family (the modules of `families/`).
 
-import importlib as _importlib
-import pkgutil as _pkgutil
+The package holds the registry and the building blocks any family may use; each architecture lives in
+its own module under `families/`, which imports only these shared modules, never another family.
+"""
 
+from cnnjax.models import families as _families  # noqa: F401  (registers the models)
 from cnnjax.models.registry import (ModelInfo, UnknownModelError, create_model, list_models, model_info,
                                     register_model)
-
-_NOT_FAMILIES = {"registry", "layers", "activations", "initializers", "pooling", "lrn", "squeeze_excite"}
-for _module in _pkgutil.iter_modules(__path__):
-    if _module.name not in _NOT_FAMILIES and not _module.name.startswith("_"):
-        _importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ModelInfo", "UnknownModelError", "create_model", "list_models", "model_info", "register_model"]

@@ -1,8 +1,9 @@
 """Model registry: names -> factories plus the metadata needed to feed and evaluate them.
 
-Every architecture registers a factory with `@register_model(...)`; `create_model` is the only way the
-rest of the codebase builds a network, so unknown names and unknown overrides fail in one place with
-one clear message.
+Every family module registers its models with `register_model("name", factory, ...)`; `create_model` is
+the only way the rest of the codebase builds a network, so unknown names and unknown overrides fail in one
+place with one clear message. The dataset statistics live here, beside the metadata that uses them, so any
+family can use them without importing another family.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from cnnjax.errors import CnnjaxError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Metadata of models trained on 28x28 (Fashion-)MNIST and on CIFAR: no centre crop at evaluation.
+MNIST_STATS: dict[str, Any] = dict(mean=(0.5,), std=(0.5,), crop_pct=1.0)
+CIFAR_STATS: dict[str, Any] = dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), crop_pct=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,24 +52,24 @@ class UnknownModelError(CnnjaxError, KeyError):
 
 
 def register_model(
+    name: str,
+    factory: Callable[..., nn.Module],
     *,
     family: str,
     input_shape: tuple[int, int, int],
     num_classes: int = 1000,
     **info: Any,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering `factory(num_classes=..., **overrides) -> nn.Module` under its name."""
+) -> None:
+    """Registers `factory(num_classes=...) -> nn.Module` under `name`.
 
-    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        name = factory.__name__
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(
-            name=name, family=family, input_shape=tuple(input_shape), num_classes=num_classes,
-            factory=factory, **info)
-        return factory
-
-    return wrap
+    The factory is usually the model class or a `functools.partial` of it fixing the variant's fields, so a
+    table of variants registers in a loop without a closure per name.
+    """
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is registered twice")
+    _REGISTRY[name] = ModelInfo(
+        name=name, family=family, input_shape=tuple(input_shape), num_classes=num_classes, factory=factory,
+        **info)
 
 
 def list_models(pattern: str = "*") -> list[str]:

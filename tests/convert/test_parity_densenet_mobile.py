@@ -22,7 +22,7 @@ def test_channel_shuffle_matches_torchvision():
     import torch
     from torchvision.models.shufflenetv2 import channel_shuffle as torch_shuffle
 
-    from cnnjax.models.shufflenet import channel_shuffle
+    from cnnjax.models.families.shufflenet import channel_shuffle
 
     x = np.random.default_rng(0).standard_normal((2, 12, 3, 5)).astype(np.float32)
     want = torch_shuffle(torch.from_numpy(x), 2).numpy().transpose(0, 2, 3, 1)

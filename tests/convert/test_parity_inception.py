@@ -8,10 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from tests.convert.parity import assert_parity, randomize
+from tests.convert.parity import assert_parity, randomize, torch  # skips this module without torch
 
 pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 

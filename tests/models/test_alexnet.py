@@ -9,7 +9,8 @@ import pytest
 
 from cnnjax.models import create_model, model_info
 from cnnjax.models.lrn import local_response_norm
-from tests.models.zoo_checks import check_forward, check_train_step, feature_shapes, host_variables, param_count
+from tests.models.zoo_checks import (check_forward, check_train_step, dropout_rates, feature_shapes, host_variables,
+                                     param_count)
 
 
 @pytest.mark.parametrize("name, count", [
@@ -65,7 +66,8 @@ def test_overrides():
     variables = host_variables(base, x)
     assert param_count("alexnet", lrn=False) == param_count("alexnet")
     assert not np.allclose(jax.jit(base.apply)(variables, x), jax.jit(ablated.apply)(variables, x))
-    assert create_model("zfnet", dropout=0.3).dropout == 0.3
+    size = model_info("zfnet").min_input_size  # dropout reaches both classifier layers, in training only
+    assert dropout_rates("zfnet", size, dropout=0.3) == [0.3, 0.3] and dropout_rates("zfnet", size, False) == []
     assert param_count("alexnet_owt", act="prelu") == 61_100_840 + 64 + 192 + 384 + 256 + 256 + 4096 + 4096
     with pytest.raises(ValueError, match="unknown AlexNet arch"):
         feature_shapes("alexnet", 224, arch="alexnet2")

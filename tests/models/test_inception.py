@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from cnnjax.models import create_model, model_info
-from cnnjax.models.inception import to_google_scaling
+from cnnjax.models.families.inception import to_google_scaling
 from cnnjax.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from tests.models.zoo_checks import check_train_step, init_shapes, param_count, rngs
+from tests.models.zoo_checks import (called_modules, check_train_step, dropout_rates, first_conv_input, init_shapes,
+                                     param_count, rngs)
 
 
 
@@ -21,8 +23,15 @@ def test_param_count(name, aux, count):
     assert param_count(name, aux_logits=aux) == count
 
 
-def test_aux_logits_is_off_by_default():
-    assert not create_model("googlenet").aux_logits and not create_model("inception_v3").aux_logits
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_aux_logits_is_off_by_default(name):
+    """A default model trains without heads: nothing is sown (75x75 would be too small for v3's head)."""
+    model = create_model(name, num_classes=10)
+    x = jax.ShapeDtypeStruct((2, 75, 75, 3), jnp.float32)
+    _, state = jax.eval_shape(lambda v, x: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)},
+                                                       mutable=["batch_stats", "aux_logits"]), init_shapes(model, x), x)
+    assert "aux_logits" not in state
+    assert param_count(name) == param_count(name, aux_logits=False)
 
 
 @pytest.mark.parametrize("name, size, eval_size, heads", [
@@ -78,6 +87,15 @@ def test_googlenet_train_step_with_aux_heads():
 
 def test_overrides():
     assert param_count("googlenet", act="prelu") > param_count("googlenet")  # act reaches every BasicConv
-    model = create_model("inception_v3", dropout=0.2, transform_input=True)
-    assert (model.dropout, model.transform_input, model.bn_epsilon) == (0.2, True, 1e-3)
-    assert create_model("googlenet", aux_dropout=0.5).aux_dropout == 0.5
+    ran = called_modules("inception_v3", 75, dropout=0.2)
+    assert [m.rate for m in ran if isinstance(m, nn.Dropout)] == [0.2]
+    assert {m.epsilon for m in ran if isinstance(m, nn.BatchNorm)} == {1e-3}  # torchvision's, on every BN
+    # aux_dropout reaches both heads (the main dropout stays 0.2)
+    assert sorted(dropout_rates("googlenet", 32, aux_logits=True, aux_dropout=0.5)) == [0.2, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_transform_input_rescales_what_the_first_convolution_sees(name):
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, 75, 75, 3)), jnp.float32)
+    np.testing.assert_array_equal(first_conv_input(name, x), x)
+    np.testing.assert_allclose(first_conv_input(name, x, transform_input=True), to_google_scaling(x), rtol=1e-6)

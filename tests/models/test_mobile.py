@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from cnnjax.models import create_model
-from cnnjax.models.efficientnet import B0_STAGES
-from cnnjax.models.mobilenet import StochasticDepth
-from cnnjax.models.shufflenet import channel_shuffle
-from tests.models.zoo_checks import (check_forward, check_train_step, feature_shapes, images, init_shapes,
-                                     param_count, train_step)
+from cnnjax.models.activations import Activation
+from cnnjax.models.blocks import StochasticDepth
+from cnnjax.models.families.efficientnet import B0_STAGES
+from cnnjax.models.families.shufflenet import channel_shuffle
+from tests.models.zoo_checks import (called_modules, check_forward, check_train_step, dropout_rates, feature_shapes,
+                                     images, init_shapes, param_count, train_step)
 
 MODELS = {"mobilenet_v1": 4_231_976, "mobilenet_v2": 3_504_872, "shufflenet_v2_x1_0": 2_278_604,
           "efficientnet_b0": 5_288_548}
@@ -31,11 +33,27 @@ def test_downsamples_by_32(name):
     assert shapes[{"shufflenet_v2_x1_0": "fc"}.get(name, "classifier")] == (1, 1000)
 
 
-def test_reference_defaults_and_act_override():
-    v2, b0 = create_model("mobilenet_v2"), create_model("efficientnet_b0")
-    assert (v2.act, b0.act, create_model("mobilenet_v1").act) == ("relu6", "silu", "relu")
-    assert (v2.dropout_rate, b0.dropout_rate, b0.stochastic_depth_rate) == (0.2, 0.2, 0.2)
-    assert b0.bn_epsilon == 1e-5  # torchvision's, not TensorFlow's 1e-3
+@pytest.mark.parametrize("name, act, dropout", [("mobilenet_v2", "relu6", [0.2]),
+                                                 ("efficientnet_b0", "silu", [0.2]), ("mobilenet_v1", "relu", [])])
+def test_reference_defaults_reach_the_layers_that_run(name, act, dropout):
+    """The reference recipes, on the layers a training forward calls (traced, nothing computed)."""
+    ran = called_modules(name, 32)
+    assert {m.kind for m in ran if isinstance(m, Activation)} == {act}
+    assert dropout_rates(name, 32) == dropout
+    assert {m.epsilon for m in ran if isinstance(m, nn.BatchNorm)} == {1e-5}  # torchvision's, not TF's 1e-3
+
+
+def test_efficientnet_stochastic_depth_grows_with_the_block_index():
+    """torchvision: block i of 16 drops its residual branch with probability 0.2 * i / 16; only the 9
+    blocks with a residual connection have one."""
+    rates = [m.rate for m in called_modules("efficientnet_b0", 32) if isinstance(m, StochasticDepth)]
+    assert rates == pytest.approx([0.2 * i / 16 for i in (2, 4, 6, 7, 9, 10, 12, 13, 14)])
+    doubled = [m.rate for m in called_modules("efficientnet_b0", 32, stochastic_depth_rate=0.4)
+               if isinstance(m, StochasticDepth)]
+    assert doubled == pytest.approx([2 * r for r in rates])
+
+
+def test_act_override():
     # act reaches every block (and EfficientNet's squeeze-excitation): PReLU adds one slope per channel.
     assert param_count("mobilenet_v2", act="prelu") > MODELS["mobilenet_v2"]
     assert param_count("efficientnet_b0", act="prelu") > MODELS["efficientnet_b0"]
@@ -77,6 +95,6 @@ def test_efficientnet_train_step():
     model = create_model("efficientnet_b0")
     x, labels = images(32), jnp.arange(2)
     variables = init_shapes(model, x)
-    loss, grads, _ = jax.eval_shape(train_step(model, x, labels), variables, jax.random.key(0))
-    assert loss.shape == () and jax.tree.structure(grads) == jax.tree.structure(variables["params"])
+    state, metrics = jax.eval_shape(train_step(model, x, labels), variables, jax.random.PRNGKey(0))
+    assert metrics["loss"].shape == () and jax.tree.structure(state.params) == jax.tree.structure(variables["params"])
     check_train_step("efficientnet_b0", 32, stages=B0_STAGES[:3], stochastic_depth_rate=0.0)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import pytest
 
-from cnnjax.models import create_model, model_info
-from tests.models.zoo_checks import check_forward, check_train_step, feature_shapes, param_count
+from cnnjax.models import model_info
+from cnnjax.models.activations import Activation
+from tests.models.zoo_checks import (called_modules, check_forward, check_train_step, dropout_rates, feature_shapes,
+                                     param_count)
 
 COUNTS = {"squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496}
 
@@ -52,8 +55,11 @@ def test_train_step():
 
 
 def test_overrides():
-    model = create_model("squeezenet1_0", num_classes=10, dropout=0.1, act="elu")
-    assert (model.num_classes, model.dropout, model.act) == (10, 0.1, "elu")
+    options = {"num_classes": 10, "dropout": 0.1, "act": "elu"}
+    ran = called_modules("squeezenet1_0", 64, **options)
+    assert {m.kind for m in ran if isinstance(m, Activation)} == {"elu"}  # every activation that runs
+    assert dropout_rates("squeezenet1_0", 64, **options) == [0.1]
+    assert [m.features for m in ran if isinstance(m, nn.Conv)][-1] == 10  # conv10 is the classifier
     assert param_count("squeezenet1_0", num_classes=10) == COUNTS["squeezenet1_0"] - 990 * 513
     with pytest.raises(ValueError, match="SqueezeNet version must be one of"):
         feature_shapes("squeezenet1_0", 64, version="1_2")

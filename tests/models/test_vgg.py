@@ -5,11 +5,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import flax.linen as nn
 import pytest
 
-from cnnjax.models import create_model, list_models, model_info
+from cnnjax.models import list_models, model_info
+from cnnjax.models.activations import Activation
 from cnnjax.models.pooling import Window, adaptive_avg_pool, adaptive_bins, output_size, smallest_input
-from tests.models.zoo_checks import check_forward, check_train_step, feature_shapes, param_count
+from tests.models.zoo_checks import (called_modules, check_forward, check_train_step, feature_shapes,
+                                     dropout_rates, kernel_init_variance, param_count)
 
 COUNTS = {
     "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
@@ -54,8 +57,12 @@ def test_vgg11_bn_train_step():
 
 
 def test_overrides():
-    model = create_model("vgg13", dropout=0.2, act="leaky_relu", bn_momentum=0.99)
-    assert (model.dropout, model.act, model.weight_init) == (0.2, "leaky_relu", "he_fan_out")
+    ran = called_modules("vgg13_bn", 32, dropout=0.2, act="leaky_relu", bn_momentum=0.99)
+    assert dropout_rates("vgg13_bn", 32, dropout=0.2) == [0.2, 0.2]
+    assert {m.kind for m in ran if isinstance(m, Activation)} == {"leaky_relu"}
+    assert {m.momentum for m in ran if isinstance(m, nn.BatchNorm)} == {0.99}
+    variance, _, fan_out = kernel_init_variance("vgg13", 32)  # torchvision's kaiming_normal(fan_out)
+    assert variance == pytest.approx(2 / fan_out, rel=0.05)
     with pytest.raises(ValueError, match="VGG depth must be one of"):
         feature_shapes("vgg11", 32, depth=12)
 

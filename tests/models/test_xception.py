@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import pytest
 
 from cnnjax.models import create_model, model_info
-from tests.models.zoo_checks import check_train_step, init_shapes, param_count
+from tests.models.zoo_checks import called_modules, check_train_step, init_shapes, kernel_init_variance, param_count
 
 
 def test_param_count():
@@ -24,7 +25,9 @@ def test_layout():
     assert sep["pointwise"]["kernel"].shape == (1, 1, 728, 728)
     assert "bias" not in sep["depthwise"] and "bias" not in sep["pointwise"]
     assert params["block13"]["residual"]["kernel"].shape == (1, 1, 728, 1024)
-    assert model.bn_epsilon == 1e-3 and model.weight_init == "glorot"
+    assert {m.epsilon for m in called_modules(model, 71) if isinstance(m, nn.BatchNorm)} == {1e-3}
+    variance, fan_in, fan_out = kernel_init_variance(model, 71)  # Keras' glorot_uniform
+    assert variance == pytest.approx(2 / (fan_in + fan_out), rel=0.05)
 
 
 def test_too_small_input_raises():

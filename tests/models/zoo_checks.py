@@ -1,5 +1,5 @@
 """Shared checks of the model-zoo tests: shapes, parameter counts, host-side variables, a compiled forward
-and a compiled train step.
+and a compiled step of the library's train step.
 
 Every helper takes either a registered name (built by `create_model(name, **overrides)`, so unknown options
 fail as they would for a user) or an already built module (cloned with the overrides).
@@ -22,7 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cnnjax.config import base_config
 from cnnjax.models import create_model, model_info
+from cnnjax.train.optim import make_optimizer, make_schedule
+from cnnjax.train.state import PlateauState, TrainState
+from cnnjax.train.step import StepConfig
+from cnnjax.train.step import train_step as library_train_step
 
 Model = str | nn.Module
 Size = int | tuple[int, int]
@@ -123,34 +128,43 @@ def check_forward(model: Model, size: Size, batch: int = 2, **overrides: Any) ->
     return logits
 
 
+def optimizer() -> tuple[optax.GradientTransformation, Callable]:
+    """The trainer's optimizer and schedule for the default config (Adam, constant learning rate)."""
+    config = base_config()
+    schedule = make_schedule(config, steps_per_epoch=1)
+    return make_optimizer(config, schedule), schedule
+
+
 def train_step(model: nn.Module, x: jax.Array, labels: jax.Array, aux_weight: float = 0.3) -> Callable:
-    """`step(variables, dropout_key) -> (loss, grads, state)`: softmax cross-entropy plus `aux_weight` x that
-    of each sown auxiliary head (as the trainer does); `state` holds the new batch_stats and the sown logits."""
+    """`step(variables, rng) -> (state, metrics)`: the library's single-device `train_step` (loss with
+    `aux_weight` x that of each sown auxiliary head, the default optimizer) from a fresh `TrainState` over
+    `variables`; `rng` is a raw uint32 key (`jax.random.PRNGKey`) from which the dropout key is folded."""
+    tx, schedule = optimizer()
+    cfg = StepConfig(aux_loss_weight=aux_weight)
 
-    def step(variables: dict, key: jax.Array):
-        def loss_fn(params):
-            logits, state = model.apply({**variables, "params": params}, x, train=True, rngs={"dropout": key},
-                                        mutable=["batch_stats", "aux_logits"])
-            ce = lambda z: optax.softmax_cross_entropy_with_integer_labels(z, labels).mean()
-            aux = sum(ce(a) for a in jax.tree.leaves(state.get("aux_logits", {})))
-            return ce(logits) + aux_weight * aux, state
-
-        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-        return loss, grads, state
+    def step(variables: dict, rng: jax.Array):
+        params = variables["params"]
+        state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                           batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params), rng=rng,
+                           plateau=PlateauState.create())
+        return library_train_step(state, x, labels, model=model, tx=tx, schedule=schedule, cfg=cfg,
+                                  axis_name=None)
 
     return step
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainStepResult:
-    aux_logits: dict  # sown auxiliary logits, {} for models without heads
-    loss: Callable[[jax.Array], float]  # the loss for another dropout key (same compiled step)
+    aux_logits: dict  # shapes of the sown auxiliary logits, {} for models without heads
+    loss: Callable[[int], float]  # the loss for another rng seed, i.e. dropout key (same compiled step)
 
 
 def check_train_step(model: Model, size: Size, batch: int = 2, *, fast_compile: bool = True,
                      **overrides: Any) -> TrainStepResult:
-    """One compiled gradient step: finite loss and gradients, a non-zero gradient for every kernel (every
-    layer is reached, aux heads included), and, if the model has BatchNorm, every running statistic moved.
+    """One compiled step of the library's `train_step`: finite loss and updated parameters, every kernel
+    updated (it received a non-zero gradient: every layer is reached, aux heads included, as Adam's first
+    step moves each element with a non-zero gradient by ~lr), and, if the model has BatchNorm, every running
+    statistic moved.
 
     `fast_compile=False` keeps XLA's backend optimisations: at level 0 XLA:CPU returns NaN gradients for
     the highway network (finite with the default level; not reduced to a single op yet)."""
@@ -160,20 +174,86 @@ def check_train_step(model: Model, size: Size, batch: int = 2, *, fast_compile: 
     variables = host_variables(module, x)
     step = train_step(module, x, labels)
 
-    def summary(variables: dict, key: jax.Array):
-        loss, grads, state = step(variables, key)
-        return loss, jax.tree.map(lambda g: jnp.abs(g).sum(), grads), state  # not ~200 eager reductions
+    def summary(variables: dict, rng: jax.Array):
+        new, metrics = step(variables, rng)  # per-kernel sums, not ~200 eager reductions
+        moved = jax.tree.map(lambda a, b: jnp.abs(a - b).sum(), new.params, variables["params"])
+        return metrics, moved, new.batch_stats
 
-    run = compiled(summary, variables, jax.random.key(2), fast_compile=fast_compile)
-    loss, grad_sums, state = run(variables, jax.random.key(2))
-    assert bool(jnp.isfinite(loss))
-    sums = {jax.tree_util.keystr(p): float(g) for p, g in jax.tree_util.tree_leaves_with_path(grad_sums)}
+    run = compiled(summary, variables, jax.random.PRNGKey(2), fast_compile=fast_compile)
+    metrics, moved_sums, batch_stats = run(variables, jax.random.PRNGKey(2))
+    assert bool(jnp.isfinite(metrics["loss"])) and int(metrics["nonfinite"]) == 0
+    sums = {jax.tree_util.keystr(p): float(g) for p, g in jax.tree_util.tree_leaves_with_path(moved_sums)}
     assert all(np.isfinite(v) for v in sums.values()), sums
     assert all(v > 0 for k, v in sums.items() if "kernel" in k), [k for k, v in sums.items() if v == 0]
     has_bn = any(p[-1].key == "scale" for p, _ in jax.tree_util.tree_leaves_with_path(variables["params"]))
     assert has_bn == ("batch_stats" in variables)
     if has_bn:
-        moved = jax.tree.map(lambda a, b: not np.array_equal(a, b), variables["batch_stats"], state["batch_stats"])
+        moved = jax.tree.map(lambda a, b: not np.array_equal(a, b), variables["batch_stats"], batch_stats)
         assert all(jax.tree.leaves(moved)), [jax.tree_util.keystr(p) for p, m in
                                              jax.tree_util.tree_leaves_with_path(moved) if not m]
-    return TrainStepResult(state.get("aux_logits", {}), lambda key: float(run(variables, key)[0]))
+    sown = {}  # traced again (shapes only) for models with heads: the library's step does not return them
+    if getattr(module, "aux_logits", False):
+        _, sown = jax.eval_shape(lambda v: module.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)},
+                                                        mutable=["batch_stats", "aux_logits"]), variables)
+    return TrainStepResult(sown.get("aux_logits", {}),
+                           lambda seed: float(run(variables, jax.random.PRNGKey(seed))[0]["loss"]))
+
+
+def called_modules(model: Model, size: Size, train: bool = True, **overrides: Any) -> list[nn.Module]:
+    """Every module whose `__call__` a forward runs, in call order (traced with eval_shape: nothing is
+    computed). Options are checked on the layers that run, not on the model's own fields."""
+    module = build(model, **overrides)
+    x = jax.ShapeDtypeStruct((2, *sample_shape(model, size)), jnp.float32)
+    variables = init_shapes(module, x)
+    called: list[nn.Module] = []
+
+    def record(next_fun, args, kwargs, context):
+        if context.method_name == "__call__":
+            called.append(context.module)
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        jax.eval_shape(lambda v, x: module.apply(v, x, train=train, rngs={"dropout": jax.random.key(0)},
+                                                 mutable=True), variables, x)
+    return called
+
+
+def dropout_rates(model: Model, size: Size, train: bool = True, **overrides: Any) -> list[float]:
+    """Rates of the dropout layers that drop something in a forward (none may in evaluation)."""
+    return [m.rate for m in called_modules(model, size, train, **overrides)
+            if isinstance(m, nn.Dropout) and not m.deterministic and m.rate > 0]
+
+
+def kernel_init_variance(model: Model, size: Size, layer: type = nn.Conv,
+                         **overrides: Any) -> tuple[float, int, int]:
+    """(sample variance, fan_in, fan_out) of a fresh draw of the initialiser the largest `layer` of a forward
+    uses: which scaling rule a weight_init applies, measured."""
+    convs = [m for m in called_modules(model, size, train=False, **overrides) if type(m) is layer]
+    conv = max(convs, key=lambda m: m.features)
+    cin = 64 if layer is nn.Conv else 256
+    shape = (*conv.kernel_size, cin, conv.features) if layer is nn.Conv else (cin, conv.features)
+    kernel = np.asarray(conv.kernel_init(jax.random.key(0), shape, jnp.float32))
+    receptive = int(np.prod(shape[:-2]))
+    return float(kernel.var()), receptive * shape[-2], receptive * shape[-1]
+
+
+class _Reached(Exception):
+    pass
+
+
+def first_conv_input(model: Model, x: jax.Array, **overrides: Any) -> np.ndarray:
+    """What the model's first convolution receives for `x` (evaluation mode): the forward runs eagerly up
+    to that call and stops there, so no parameters are needed and nothing else is computed."""
+    module = build(model, **overrides)
+
+    def stop(next_fun, args, kwargs, context):
+        if isinstance(context.module, nn.Conv) and context.method_name == "__call__":
+            raise _Reached(args[0])
+        return next_fun(*args, **kwargs)
+
+    try:
+        with nn.intercept_methods(stop):
+            module.apply({"params": {}}, x, train=False)
+    except _Reached as reached:
+        return np.asarray(reached.args[0])
+    raise AssertionError("the forward called no convolution")

@@ -104,8 +104,6 @@ class Xception(Classifier):
         return ops.dense(self.num_classes, name="predictions")(x)
 
 
-@register_model(family="xception", input_shape=(299, 299, 3), min_input_size=MIN_SIZE, mean=(0.5, 0.5, 0.5),
-                std=(0.5, 0.5, 0.5), crop_pct=0.8975, torchvision=None,
-                reference="Chollet 2017, Xception (Keras applications layout)")
-def xception(num_classes: int = 1000) -> nn.Module:
-    return Xception(num_classes=num_classes)
+register_model("xception", Xception, family="xception", input_shape=(299, 299, 3), min_input_size=MIN_SIZE,
+               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.8975, torchvision=None,
+               reference="Chollet 2017, Xception (Keras applications layout)")

@@ -22,11 +22,13 @@ permutes fc6's rows from torch's NCHW order.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
 
-from cnnjax.models.layers import Classifier, Ops, flatten, max_pool
+from cnnjax.models.blocks import fc_head
+from cnnjax.models.layers import Classifier, max_pool
 from cnnjax.models.lrn import ALEXNET_LRN, local_response_norm
 from cnnjax.models.pooling import Window, adaptive_avg_pool, check_input_size, smallest_input
 from cnnjax.models.registry import register_model
@@ -88,20 +90,6 @@ ARCHS: dict[str, AlexNetSpec] = {
 }
 
 
-def fc_head(ops: Ops, x: jax.Array, num_classes: int, dropout: float, dropout_first: bool = False,
-            widths: tuple[int, ...] = (4096, 4096)) -> jax.Array:
-    """AlexNet's classifier, reused by VGG: hidden Dense+act layers named fc6, fc7, ..., then the logits."""
-    x = flatten(x)
-    first = 6
-    for i, width in enumerate(widths):
-        if dropout_first:
-            x = ops.dropout(dropout)(x)
-        x = ops.act()(ops.dense(width, name=f"fc{first + i}")(x))
-        if not dropout_first:
-            x = ops.dropout(dropout)(x)
-    return ops.dense(num_classes, name=f"fc{first + len(widths)}")(x)
-
-
 class AlexNet(Classifier):
     """Five convolutions + the fc6/fc7/fc8 classifier; `arch` selects the table of `ARCHS`."""
 
@@ -136,16 +124,7 @@ _REFERENCES = {
 }
 
 
-def _register(arch: str) -> None:
-    def factory(num_classes: int = 1000) -> nn.Module:
-        return AlexNet(num_classes=num_classes, arch=arch)
-
-    factory.__name__ = arch
-    reference, twin = _REFERENCES[arch]
-    register_model(family="alexnet", input_shape=(224, 224, 3),
-                   min_input_size=smallest_input(ARCHS[arch].windows()), torchvision=twin,
-                   reference=reference)(factory)
-
-
-for _arch in ARCHS:
-    _register(_arch)
+for _arch, (_reference, _twin) in _REFERENCES.items():
+    register_model(_arch, functools.partial(AlexNet, arch=_arch), family="alexnet", input_shape=(224, 224, 3),
+                   min_input_size=smallest_input(ARCHS[_arch].windows()), torchvision=_twin,
+                   reference=_reference)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from cnnjax.models.layers import Classifier, avg_pool, flatten
-from cnnjax.models.registry import register_model
+from cnnjax.models.registry import MNIST_STATS, register_model
 
 
 class LeNet5(Classifier):
@@ -39,7 +39,5 @@ class LeNet5(Classifier):
         return ops.dense(self.num_classes)(x)
 
 
-@register_model(family="lenet", input_shape=(28, 28, 1), num_classes=10, min_input_size=28, mean=(0.5,),
-                std=(0.5,), crop_pct=1.0, reference="LeCun et al. 1998")
-def lenet5(num_classes: int = 10) -> nn.Module:
-    return LeNet5(num_classes=num_classes)
+register_model("lenet5", LeNet5, family="lenet", input_shape=(28, 28, 1), num_classes=10, min_input_size=28,
+               reference="LeCun et al. 1998", **MNIST_STATS)

@@ -10,14 +10,15 @@ resolution with a 2x2 average pool. The ImageNet models follow torchvision's lay
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 import flax.linen as nn
 
 from cnnjax.models.layers import Classifier, Ops, avg_pool, global_avg_pool, max_pool
-from cnnjax.models.registry import register_model
-from cnnjax.models.resnet_cifar import CIFAR_STATS
+from cnnjax.models.registry import CIFAR_STATS, register_model
 
 
 class DenseLayer(nn.Module):
@@ -106,21 +107,12 @@ IMAGENET_CONFIGS: dict[str, tuple[int, ...]] = {
 }
 
 
-def _register_imagenet(name: str, block_config: tuple[int, ...]) -> None:
-    def factory(num_classes: int = 1000) -> nn.Module:
-        return DenseNet(num_classes=num_classes, block_config=block_config)
-
-    factory.__name__ = name
-    register_model(family="densenet", input_shape=(224, 224, 3), min_input_size=32, torchvision=name,
-                   reference="Huang et al. 2017; torchvision densenet.py")(factory)
-
-
 for _name, _config in IMAGENET_CONFIGS.items():
-    _register_imagenet(_name, _config)
-
-
-@register_model(family="densenet", input_shape=(32, 32, 3), num_classes=10, min_input_size=4,
-                reference="Huang et al. 2017, DenseNet-BC (L=100, k=12), liuzhuang13/DenseNet", **CIFAR_STATS)
-def densenet_bc100_k12(num_classes: int = 10) -> nn.Module:
-    return DenseNet(num_classes=num_classes, growth_rate=12, block_config=(16, 16, 16), num_init_features=24,
-                    stem="cifar")
+    register_model(_name, functools.partial(DenseNet, block_config=_config), family="densenet",
+                   input_shape=(224, 224, 3), min_input_size=32, torchvision=_name,
+                   reference="Huang et al. 2017; torchvision densenet.py")
+register_model("densenet_bc100_k12",
+               functools.partial(DenseNet, growth_rate=12, block_config=(16, 16, 16), num_init_features=24,
+                                 stem="cifar"),
+               family="densenet", input_shape=(32, 32, 3), num_classes=10, min_input_size=4,
+               reference="Huang et al. 2017, DenseNet-BC (L=100, k=12), liuzhuang13/DenseNet", **CIFAR_STATS)

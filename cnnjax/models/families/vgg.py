@@ -1,10 +1,10 @@
 """VGG (Simonyan & Zisserman 2015), configurations A/B/D/E = vgg11/13/16/19, in torchvision's layout.
 
 Five stages of 3x3 (padding 1) convolutions with biases, 64-128-256-512-512 filters, each closed by a 2x2/2
-max-pool; then a 7x7 adaptive average pool and AlexNet's classifier (fc6 4096 -> ReLU -> dropout -> fc7 4096
--> ReLU -> dropout -> fc8). The `_bn` variants put BatchNorm between each convolution and its ReLU and keep
-the convolution biases, as torchvision does (+2 parameters per conv channel). Weights start with
-torchvision's He fan-out init.
+max-pool; then a 7x7 adaptive average pool and AlexNet's classifier (`blocks.fc_head`: fc6 4096 -> ReLU
+-> dropout -> fc7 4096 -> ReLU -> dropout -> fc8). The `_bn` variants put BatchNorm between each
+convolution and its ReLU and keep the convolution biases, as torchvision does (+2 parameters per conv
+channel). Weights start with torchvision's He fan-out init.
 
 The adaptive pool makes any input of at least 32x32 work with the 224-sized classifier (at 32x32 the 1x1
 final map is replicated 7x7 times). Flattening is NHWC; the converter permutes fc6's rows.
@@ -12,10 +12,12 @@ final map is replicated 7x7 times). Flattening is NHWC; the converter permutes f
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 
-from cnnjax.models.alexnet import fc_head
+from cnnjax.models.blocks import fc_head
 from cnnjax.models.layers import Classifier, max_pool
 from cnnjax.models.pooling import Window, adaptive_avg_pool, check_input_size, smallest_input
 from cnnjax.models.registry import register_model
@@ -59,18 +61,10 @@ class VGG(Classifier):
 _CONFIG = {11: "A", 13: "B", 16: "D", 19: "E"}
 
 
-def _register(depth: int, batch_norm: bool) -> None:
-    name = f"vgg{depth}{'_bn' if batch_norm else ''}"
-
-    def factory(num_classes: int = 1000) -> nn.Module:
-        return VGG(num_classes=num_classes, depth=depth, batch_norm=batch_norm)
-
-    factory.__name__ = name
-    register_model(family="vgg", input_shape=(224, 224, 3), min_input_size=MIN_INPUT, torchvision=name,
-                   reference=f"Simonyan & Zisserman 2015, config {_CONFIG[depth]}"
-                             + (" + BatchNorm (torchvision)" if batch_norm else ""))(factory)
-
-
 for _depth in STAGES:
     for _bn in (False, True):
-        _register(_depth, _bn)
+        _name = f"vgg{_depth}{'_bn' if _bn else ''}"
+        register_model(_name, functools.partial(VGG, depth=_depth, batch_norm=_bn), family="vgg",
+                       input_shape=(224, 224, 3), min_input_size=MIN_INPUT, torchvision=_name,
+                       reference=f"Simonyan & Zisserman 2015, config {_CONFIG[_depth]}"
+                                 + (" + BatchNorm (torchvision)" if _bn else ""))

@@ -9,6 +9,8 @@ parameters); 1.1: conv1 64@3x3/2, pools after conv1, fire3, fire5 (1,235,496), 2
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -73,16 +75,9 @@ class SqueezeNet(Classifier):
         return global_avg_pool(x)
 
 
-def _register(version: str) -> None:
-    def factory(num_classes: int = 1000) -> nn.Module:
-        return SqueezeNet(num_classes=num_classes, version=version)
-
-    factory.__name__ = f"squeezenet{version}"
-    reference = "Iandola et al. 2016" + (" (v1.1, forresti/SqueezeNet)" if version == "1_1" else "")
-    register_model(family="squeezenet", input_shape=(224, 224, 3),
-                   min_input_size=smallest_input(windows(version)), torchvision=f"squeezenet{version}",
-                   reference=reference)(factory)
-
-
 for _version in VERSIONS:
-    _register(_version)
+    _reference = "Iandola et al. 2016" + (" (v1.1, forresti/SqueezeNet)" if _version == "1_1" else "")
+    register_model(f"squeezenet{_version}", functools.partial(SqueezeNet, version=_version),
+                   family="squeezenet", input_shape=(224, 224, 3),
+                   min_input_size=smallest_input(windows(_version)), torchvision=f"squeezenet{_version}",
+                   reference=_reference)

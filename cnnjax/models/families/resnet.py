@@ -1,8 +1,9 @@
 """ImageNet ResNets (He et al. 2016) and relatives: ResNeXt, Wide ResNet-50-2, SE-ResNet-50, pre-activation.
 
-One post-activation block covers the basic (two 3x3) and bottleneck (1x1-3x3-1x1) layouts, so the
-variants are rows of a config table: ResNeXt sets `groups`/`width_per_group`, Wide ResNet-50-2 doubles
-`width_per_group`, SE-ResNet adds a squeeze-excitation gate on the residual before the addition.
+One post-activation block (`blocks.ResidualBlock`, shared with the CIFAR ResNets) covers the basic (two
+3x3) and bottleneck (1x1-3x3-1x1) layouts, so the variants are rows of a config table: ResNeXt sets
+`groups`/`width_per_group`, Wide ResNet-50-2 doubles `width_per_group`, SE-ResNet adds a squeeze-excitation
+gate on the residual before the addition; the pre-activation ResNet uses `blocks.PreActBlock`.
 
 Conventions follow torchvision (parameter counts match exactly): no conv biases, BatchNorm after every
 convolution, "option B" shortcuts (1x1 conv + BN only where the shape changes), kaiming-normal fan-out
@@ -14,12 +15,14 @@ three stride-2 stages downsample 32x, so 32x32 is the smallest input (1x1 final 
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 
+from cnnjax.models.blocks import PreActBlock, ResidualBlock, stage_stride
 from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
 from cnnjax.models.registry import register_model
-from cnnjax.models.squeeze_excite import SqueezeExcite
 
 VERSIONS = ("v1", "v1.5")
 STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -31,65 +34,6 @@ def imagenet_stem(ops: Ops, x: jax.Array) -> jax.Array:
     x = ops.conv(64, (7, 7), strides=2, padding=3, name="conv1")(x)
     x = ops.act()(ops.norm(name="bn1")(x))
     return max_pool(x, 3, 2, padding=((1, 1), (1, 1)))
-
-
-def stage_stride(stage: int, index: int) -> int:
-    """Stage 0 keeps the stem's resolution; every later stage halves it in its first block."""
-    return 2 if stage > 0 and index == 0 else 1
-
-
-class ResidualBlock(nn.Module):
-    """Post-activation residual block: act(branch(x) + shortcut(x)), BN after every conv.
-
-    Basic: 3x3(stride) - 3x3. Bottleneck: 1x1 - 3x3(stride, groups) - 1x1 to 4*planes channels, with
-    inner width `planes * width_per_group / 64 * groups` (torchvision's ResNeXt/Wide formula). Submodule
-    names follow torchvision (conv1, bn1, ..., downsample_conv/_bn, se) for readable weight conversion.
-    The basic layout computes what `resnet_cifar.BasicBlock(shortcut="B")` does; this block adds those
-    names and `zero_init_last`, which the CIFAR block lacks.
-    """
-
-    ops: Ops
-    planes: int
-    stride: int = 1
-    bottleneck: bool = False
-    groups: int = 1
-    width_per_group: int = 64
-    stride_in_1x1: bool = False  # ResNet v1
-    se_reduction: int | None = None
-    zero_init_last: bool = False  # zero gamma of the last BN: the block starts as the identity
-
-    @property
-    def out_channels(self) -> int:
-        return self.planes * (4 if self.bottleneck else 1)
-
-    def branch_layers(self) -> list[tuple[int, int, int, int]]:
-        """(kernel, features, stride, groups) of the residual branch's convolutions, in order."""
-        if not self.bottleneck:
-            return [(3, self.planes, self.stride, 1), (3, self.planes, 1, 1)]
-        width = int(self.planes * self.width_per_group / 64) * self.groups
-        s1, s3 = (self.stride, 1) if self.stride_in_1x1 else (1, self.stride)
-        return [(1, width, s1, 1), (3, width, s3, self.groups), (1, self.out_channels, 1, 1)]
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        ops = self.ops
-        layers = self.branch_layers()
-        y = x
-        for i, (kernel, features, stride, groups) in enumerate(layers, 1):
-            y = ops.conv(features, (kernel, kernel), strides=stride, padding=kernel // 2,
-                         feature_group_count=groups, name=f"conv{i}")(y)
-            last = i == len(layers)
-            gamma = nn.initializers.zeros if last and self.zero_init_last else nn.initializers.ones
-            y = ops.norm(scale_init=gamma, name=f"bn{i}")(y)
-            if not last:
-                y = ops.act()(y)
-        if self.se_reduction:
-            y = SqueezeExcite(ops, self.se_reduction, name="se")(y)
-        residual = x
-        if self.stride != 1 or x.shape[-1] != self.out_channels:
-            residual = ops.conv(self.out_channels, (1, 1), strides=self.stride, name="downsample_conv")(x)
-            residual = ops.norm(name="downsample_bn")(residual)
-        return ops.act()(y + residual)
 
 
 class ResNet(Classifier):
@@ -117,35 +61,6 @@ class ResNet(Classifier):
                     self.width_per_group, self.version == "v1", self.se_reduction, self.zero_init_residual,
                     name=f"layer{stage + 1}_{i}")(x)
         return ops.dense(self.num_classes, name="fc")(global_avg_pool(x))
-
-
-class PreActBlock(nn.Module):
-    """Full pre-activation basic block (He et al. 2016b): x + conv(act(BN(conv(act(BN(x)))))).
-
-    Where the shape changes the 1x1 projection (no BN) reads the pre-activated input, like
-    fb.resnet.torch's 'both_preact' blocks and the Wide ResNets. `preact_input=False` skips the first
-    BN-act, for a block that directly follows a stem ending in BN-act ('no_preact'). `dropout` sits
-    between the two convolutions (Wide ResNets).
-    """
-
-    ops: Ops
-    filters: int
-    stride: int = 1
-    dropout: float = 0.0
-    preact_input: bool = True
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        ops = self.ops
-        pre = ops.act()(ops.norm(name="bn1")(x)) if self.preact_input else x
-        y = ops.conv(self.filters, (3, 3), strides=self.stride, padding=1, name="conv1")(pre)
-        y = ops.act()(ops.norm(name="bn2")(y))
-        if self.dropout:
-            y = ops.dropout(self.dropout)(y)
-        y = ops.conv(self.filters, (3, 3), padding=1, name="conv2")(y)
-        if self.stride != 1 or x.shape[-1] != self.filters:
-            return y + ops.conv(self.filters, (1, 1), strides=self.stride, name="shortcut")(pre)
-        return y + x
 
 
 class PreActResNet(Classifier):
@@ -196,16 +111,6 @@ _CONFIGS = {
 }
 
 
-def _register(name: str) -> None:
-    family, cls, fields, twin, reference = _CONFIGS[name]
-
-    def factory(num_classes: int = 1000) -> nn.Module:
-        return cls(num_classes=num_classes, **fields)
-
-    factory.__name__ = name
-    register_model(family=family, input_shape=(224, 224, 3), num_classes=1000, min_input_size=32,
-                   torchvision=twin, reference=reference)(factory)
-
-
-for _name in _CONFIGS:
-    _register(_name)
+for _name, (_family, _cls, _fields, _twin, _reference) in _CONFIGS.items():
+    register_model(_name, functools.partial(_cls, **_fields), family=_family, input_shape=(224, 224, 3),
+                   min_input_size=32, torchvision=_twin, reference=_reference)

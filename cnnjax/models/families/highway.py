@@ -25,8 +25,7 @@ import flax.linen as nn
 import jax
 
 from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
-from cnnjax.models.registry import register_model
-from cnnjax.models.resnet_cifar import CIFAR_STATS
+from cnnjax.models.registry import CIFAR_STATS, register_model
 
 
 def conv_act(ops: Ops, x: jax.Array, features: int, batch_norm: bool, name: str) -> jax.Array:
@@ -72,8 +71,7 @@ class HighwayNet(Classifier):
         return ops.dense(self.num_classes, name="fc")(global_avg_pool(x))
 
 
-@register_model(family="highway", input_shape=(32, 32, 3), num_classes=10, min_input_size=4,
-                reference="Srivastava et al. 2015, 'Training Very Deep Networks' (19-layer CIFAR net)",
-                **CIFAR_STATS)
-def highway(num_classes: int = 10) -> nn.Module:
-    return HighwayNet(num_classes=num_classes)
+register_model("highway", HighwayNet, family="highway", input_shape=(32, 32, 3), num_classes=10,
+               min_input_size=4,
+               reference="Srivastava et al. 2015, 'Training Very Deep Networks' (19-layer CIFAR net)",
+               **CIFAR_STATS)

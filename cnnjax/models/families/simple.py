@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 import flax.linen as nn
 
 from cnnjax.models.layers import Classifier, flatten, max_pool
-from cnnjax.models.registry import register_model
-
-MNIST_STATS = dict(mean=(0.5,), std=(0.5,), crop_pct=1.0)
+from cnnjax.models.registry import MNIST_STATS, register_model
 
 
 class MLP(Classifier):
@@ -48,12 +45,7 @@ class KerasCNN(Classifier):
         return ops.dense(self.num_classes)(x)
 
 
-@register_model(family="mlp", input_shape=(28, 28, 1), num_classes=10, reference="seed 003", **MNIST_STATS)
-def mlp(num_classes: int = 10) -> nn.Module:
-    return MLP(num_classes=num_classes)
-
-
-@register_model(family="keras_cnn", input_shape=(28, 28, 1), num_classes=10, min_input_size=12,
-                reference="Keras CIFAR-10 example (seed 000)", **MNIST_STATS)
-def keras_cnn(num_classes: int = 10) -> nn.Module:
-    return KerasCNN(num_classes=num_classes)
+register_model("mlp", MLP, family="mlp", input_shape=(28, 28, 1), num_classes=10, reference="seed 003",
+               **MNIST_STATS)
+register_model("keras_cnn", KerasCNN, family="keras_cnn", input_shape=(28, 28, 1), num_classes=10,
+               min_input_size=12, reference="Keras CIFAR-10 example (seed 000)", **MNIST_STATS)

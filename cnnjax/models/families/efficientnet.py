@@ -12,8 +12,8 @@ import jax
 
 import flax.linen as nn
 
+from cnnjax.models.blocks import ConvBN, InvertedResidual
 from cnnjax.models.layers import Classifier, global_avg_pool
-from cnnjax.models.mobilenet import ConvBN, InvertedResidual
 from cnnjax.models.registry import register_model
 
 # (expand ratio, kernel, first stride, output channels, layers) of the 7 stages of B0 (paper Table 1).
@@ -51,7 +51,6 @@ class EfficientNet(Classifier):
         return ops.dense(self.num_classes, name="classifier")(x)
 
 
-@register_model(family="efficientnet", input_shape=(224, 224, 3), min_input_size=32,
-                torchvision="efficientnet_b0", reference="Tan & Le 2019; torchvision efficientnet.py")
-def efficientnet_b0(num_classes: int = 1000) -> nn.Module:
-    return EfficientNet(num_classes=num_classes)
+register_model("efficientnet_b0", EfficientNet, family="efficientnet", input_shape=(224, 224, 3),
+               min_input_size=32, torchvision="efficientnet_b0",
+               reference="Tan & Le 2019; torchvision efficientnet.py")

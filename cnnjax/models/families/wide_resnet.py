@@ -9,13 +9,14 @@ the authors' code (szagoruyko/wide-residual-networks); WRN-28-10 has 36,479,194 
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 
+from cnnjax.models.blocks import PreActBlock, stage_stride
 from cnnjax.models.layers import Classifier, global_avg_pool
-from cnnjax.models.registry import register_model
-from cnnjax.models.resnet import PreActBlock, stage_stride
-from cnnjax.models.resnet_cifar import CIFAR_STATS
+from cnnjax.models.registry import CIFAR_STATS, register_model
 
 
 class WideResNet(Classifier):
@@ -37,7 +38,6 @@ class WideResNet(Classifier):
         return ops.dense(self.num_classes, name="fc")(global_avg_pool(x))
 
 
-@register_model(family="wide_resnet", input_shape=(32, 32, 3), num_classes=10, min_input_size=4,
-                reference="Zagoruyko & Komodakis 2016, WRN-28-10", **CIFAR_STATS)
-def wrn28_10(num_classes: int = 10) -> nn.Module:
-    return WideResNet(num_classes=num_classes, depth=28, widen_factor=10)
+register_model("wrn28_10", functools.partial(WideResNet, depth=28, widen_factor=10), family="wide_resnet",
+               input_shape=(32, 32, 3), num_classes=10, min_input_size=4,
+               reference="Zagoruyko & Komodakis 2016, WRN-28-10", **CIFAR_STATS)

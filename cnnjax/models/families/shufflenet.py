@@ -12,8 +12,8 @@ import jax.numpy as jnp
 
 import flax.linen as nn
 
+from cnnjax.models.blocks import ConvBN
 from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
-from cnnjax.models.mobilenet import ConvBN
 from cnnjax.models.registry import register_model
 
 
@@ -77,7 +77,6 @@ class ShuffleNetV2(Classifier):
         return ops.dense(self.num_classes, name="fc")(global_avg_pool(x))
 
 
-@register_model(family="shufflenet", input_shape=(224, 224, 3), min_input_size=32,
-                torchvision="shufflenet_v2_x1_0", reference="Ma et al. 2018; torchvision shufflenetv2.py")
-def shufflenet_v2_x1_0(num_classes: int = 1000) -> nn.Module:
-    return ShuffleNetV2(num_classes=num_classes)
+register_model("shufflenet_v2_x1_0", ShuffleNetV2, family="shufflenet", input_shape=(224, 224, 3),
+               min_input_size=32, torchvision="shufflenet_v2_x1_0",
+               reference="Ma et al. 2018; torchvision shufflenetv2.py")

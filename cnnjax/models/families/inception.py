@@ -254,10 +254,9 @@ class GoogLeNet(InceptionClassifier):
         return GoogLeNetAux(ops, self.num_classes, self.aux_dropout, name=name)
 
 
-@register_model(family="googlenet", input_shape=(224, 224, 3), min_input_size=GoogLeNet.MIN_SIZE,
-                torchvision="googlenet", reference="Szegedy et al. 2014 (torchvision layout)")
-def googlenet(num_classes: int = 1000) -> nn.Module:
-    return GoogLeNet(num_classes=num_classes)
+register_model("googlenet", GoogLeNet, family="googlenet", input_shape=(224, 224, 3),
+               min_input_size=GoogLeNet.MIN_SIZE, torchvision="googlenet",
+               reference="Szegedy et al. 2014 (torchvision layout)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -357,8 +356,6 @@ class InceptionV3(InceptionClassifier):
         return InceptionV3Aux(ops, self.num_classes, name=name)
 
 
-@register_model(family="inception_v3", input_shape=(299, 299, 3), min_input_size=InceptionV3.MIN_SIZE,
-                crop_pct=299 / 342, torchvision="inception_v3",
-                reference="Szegedy et al. 2015, Rethinking the Inception Architecture (torchvision layout)")
-def inception_v3(num_classes: int = 1000) -> nn.Module:
-    return InceptionV3(num_classes=num_classes)
+register_model("inception_v3", InceptionV3, family="inception_v3", input_shape=(299, 299, 3),
+               min_input_size=InceptionV3.MIN_SIZE, crop_pct=299 / 342, torchvision="inception_v3",
+               reference="Szegedy et al. 2015, Rethinking the Inception Architecture (torchvision layout)")
