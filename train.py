@@ -3,16 +3,17 @@
 Re-running the same command on an existing workdir resumes it.
 """
 
-import argparse
+import shlex
+import signal
 import sys
 
-from cnnjax.cli_support import main_guard, show_config
+from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, show_config
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="config file with get_config()")
-    parser.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here")
+    parser.add_argument("--workdir", required=True, type=nonempty_path, help="checkpoints, metrics and plots go here")
     parser.add_argument("--show_config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
     args, overrides = parser.parse_known_args(argv)
@@ -26,8 +27,20 @@ def main(argv: list[str]) -> int:
         return show_config(config)
     initialize(distributed=args.distributed)
     result = train_and_evaluate(config, args.workdir)
-    return 143 if result.preempted else 0
+    if result.preempted:
+        stop = signal.Signals(result.stop_signal or signal.SIGTERM)
+        name = "Ctrl-C (SIGINT)" if stop == signal.SIGINT else stop.name
+        print(f"interrupted by {name}: saved step {result.last_step} in {args.workdir}; {resume_hint(argv)}",
+              file=sys.stderr)
+        return 128 + stop
+    return 0
+
+
+def resume_hint(argv: list[str]) -> str:
+    return f"resume with the same command: {shlex.join(['python', sys.argv[0], *argv])}"
 
 
 if __name__ == "__main__":
-    sys.exit(main_guard(main, sys.argv[1:]))
+    sys.exit(main_guard(main, sys.argv[1:], on_interrupt=(
+        "interrupted by Ctrl-C (SIGINT); stopped without saving a new checkpoint (those already in the workdir "
+        f"are intact); {resume_hint(sys.argv[1:])}")))

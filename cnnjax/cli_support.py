@@ -1,18 +1,55 @@
-"""Shared behaviour of the entry scripts: user errors become one line on stderr and exit status 2."""
+"""Shared behaviour of the entry scripts: user errors become one line on stderr and exit status 2, and
+Ctrl-C (SIGINT) one line and exit status 130 instead of a KeyboardInterrupt traceback."""
 
 from __future__ import annotations
 
+import argparse
+import errno
 import logging
 import os
+import signal
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 import ml_collections
 
 from cnnjax.errors import CnnjaxError
 
 
-def main_guard(main: Callable[[list[str]], int], argv: Sequence[str]) -> int:
+INTERRUPTED_STATUS = 128 + signal.SIGINT
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class UsageError(CnnjaxError):
+    """Command-line arguments that do not parse (argparse's own errors, made one line like the rest)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (via `main_guard`) instead of the usage text plus the error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def nonempty_path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a directory")
+    return text
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def main_guard(main: Callable[[list[str]], int], argv: Sequence[str],
+               on_interrupt: str = "interrupted (SIGINT); stopped") -> int:
+    """Runs `main(argv)`; `on_interrupt` is the line printed when Ctrl-C interrupts it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("absl", "jax._src", "orbax"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -23,6 +60,12 @@ def main_guard(main: Callable[[list[str]], int], argv: Sequence[str]) -> int:
         return main(list(argv))
     except (CnnjaxError, FileNotFoundError) as err:
         _exit_with_one_line(f"error: {err}", status=2)
+    except OSError as err:  # a full disk or read-only file system under metrics, plots, ... (not a bug)
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        _exit_with_one_line(f"error: {err}", status=2)
+    except KeyboardInterrupt:
+        _exit_with_one_line(on_interrupt, status=INTERRUPTED_STATUS)
 
 
 def _exit_with_one_line(message: str, status: int) -> None:

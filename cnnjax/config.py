@@ -43,6 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 128  # global, across all devices and hosts
     c.eval_batch_size = 500
     c.seed = 0
+    # `cnnjax convert` output or training workdir to start from (step 0 only; resuming wins), see init_from.py.
+    c.init_from = ""
     # Optimisation.
     c.optimizer = "adam"
     c.learning_rate = 1e-3
@@ -212,6 +214,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"{key} must be >= 0, got {config[key]}")
     if not 0 <= config.label_smoothing < 1:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    if config.init_from and not pathlib.Path(config.init_from).expanduser().is_dir():
+        raise ConfigError(f"init_from={config.init_from!r} is not a directory: give the --out directory of "
+                          "`cnnjax convert` or a training workdir")
     if config.schedule == "plateau" and config.validation_size == 0:
         raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")
 

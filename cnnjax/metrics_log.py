@@ -40,8 +40,11 @@ class MetricsWriter:
             return
         record = {"step": int(step), "epoch": round(float(epoch), 6), "split": split,
                   **{k: float(v) for k, v in values.items()}}
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:  # e.g. a full disk: named here, since the error of a write names no file
+            raise OSError(err.errno, f"{err.strerror}: writing {self.path}") from None
         for key, value in values.items():
             self._tb.add_scalar(f"{split}/{key}", float(value), int(step))
 

@@ -49,9 +49,20 @@ OVERRIDES = {
 }
 
 
-def one_line_error(args: list[str], tmp_path: pathlib.Path, timeout: float = 120) -> str:
-    """Runs train.py; asserts exit status 2 and a single stderr line; returns it."""
-    cmd = [sys.executable, str(ROOT / "train.py"), "--workdir", str(tmp_path / "run"), *args]
+EVAL_ARGS = {
+    "workdir_empty": (["--workdir", ""], "argument --workdir: is empty"),
+    "batch_zero": (["--workdir", "w", "--batch_size", "0"], "--batch_size: must be positive, got 0"),
+    "batch_negative": (["--workdir", "w", "--batch_size=-3"], "--batch_size: must be positive, got -3"),
+    "batch_type": (["--workdir", "w", "--batch_size", "many"], "expects a whole number"),
+    "split": (["--workdir", "w", "--split", "dev"], "invalid choice: 'dev'"),
+    "missing": ([], "the following arguments are required: --workdir"),
+}
+
+
+def one_line_error(args: list[str], tmp_path: pathlib.Path, timeout: float = 120, script: str = "train.py",
+                   workdir: bool = True) -> str:
+    """Runs `script`; asserts exit status 2 and a single stderr line; returns it."""
+    cmd = [sys.executable, str(ROOT / script), *(["--workdir", str(tmp_path / "run")] if workdir else []), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-2000:]
@@ -74,3 +85,14 @@ def test_a_bad_value_is_one_line(name, tmp_path):
     args, expected = OVERRIDES[name]
     line = one_line_error(["--config", CONFIG, "--config.num_epochs=1", *args], tmp_path)
     assert expected in line
+
+
+def test_an_empty_workdir_is_refused(tmp_path):
+    line = one_line_error(["--config", CONFIG, "--workdir", ""], tmp_path, workdir=False)
+    assert "argument --workdir: is empty" in line
+
+
+@pytest.mark.parametrize("name", sorted(EVAL_ARGS))
+def test_bad_eval_arguments_are_one_line(name, tmp_path):
+    args, expected = EVAL_ARGS[name]
+    assert expected in one_line_error(args, tmp_path, script="eval.py", workdir=False)

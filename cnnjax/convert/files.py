@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import pickle
+import shutil
 from typing import Any
 
 from cnnjax.convert.torchvision import from_torchvision
@@ -22,7 +24,10 @@ def load_state_dict(path: str | pathlib.Path) -> dict[str, Any]:
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
-        return dict(load_file(str(path)))
+        try:
+            return dict(load_file(str(path)))
+        except Exception as err:  # SafetensorError (truncated, garbage header), OSError
+            raise ConversionError(f"{path} is not a valid .safetensors file ({_first_line(err)})") from None
     if path.suffix not in (".pth", ".pt"):
         raise ConversionError(f"{path}: expected a .safetensors, .pth or .pt file")
     try:
@@ -32,9 +37,13 @@ def load_state_dict(path: str | pathlib.Path) -> dict[str, Any]:
                               ".safetensors files do not") from None
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError for forbidden globals, RuntimeError for damage
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise ConversionError(f"{path} is not a plain tensor file and was not loaded ({first})") from None
+    except pickle.UnpicklingError:  # torch's weights_only loader met a global that is not a tensor type
+        raise ConversionError(
+            f"refused {path}: it holds pickled Python objects besides tensors, and unpickling them could run "
+            "code; it was not loaded. Re-save the weights as .safetensors (or a state_dict of tensors) from a "
+            "trusted source") from None
+    except Exception as err:  # RuntimeError/EOFError for a damaged or foreign file
+        raise ConversionError(f"{path} is damaged or not a torch weights file ({_first_line(err)})") from None
     if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
@@ -42,17 +51,35 @@ def load_state_dict(path: str | pathlib.Path) -> dict[str, Any]:
     return loaded
 
 
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
 def convert_file(name: str, weights: str | pathlib.Path, out: str | pathlib.Path,
                  num_classes: int | None = None) -> dict[str, Any]:
     """Converts a torchvision weights file for cnnjax model `name`; writes {'params', 'batch_stats'} to `out`."""
     import orbax.checkpoint as ocp
 
+    from cnnjax.train.checkpoint import ensure_writable, quiet_background_write_failures, write_failure_cause
+
     out = pathlib.Path(out).absolute()
     if out.exists():
         raise ConversionError(f"{out} exists; choose another --out (nothing was overwritten)")
+    ensure_writable(out.parent, "the converted checkpoint", "or choose another --out")  # before reading weights
     variables = from_torchvision(name, load_state_dict(weights), num_classes)
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(out, variables)
+    quiet_background_write_failures()
+    # Directories are created synchronously: if that fails, Orbax's asynchronous creation would leave its
+    # writer threads waiting 300 s for a "directory created" signal.
+    options = ocp.AsyncOptions(create_directories_asynchronously=False)
+    try:
+        with ocp.StandardCheckpointer(async_options=options) as checkpointer:
+            checkpointer.save(out, variables)
+    except Exception as err:
+        if (cause := write_failure_cause(err)) is None:
+            raise
+        shutil.rmtree(out.parent / f"{out.name}.orbax-checkpoint-tmp", ignore_errors=True)
+        raise ConversionError(f"writing {out} failed: {cause}; nothing was written there") from None
     return variables
 
 

@@ -7,7 +7,6 @@ metrics need later.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn

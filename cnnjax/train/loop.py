@@ -2,7 +2,8 @@
 
 It resumes from the latest checkpoint of `workdir`, validates at every epoch end (exact evaluation),
 checkpoints (last N + best), stops on a non-finite loss keeping the last good checkpoint, and on SIGTERM
-saves the current step before returning, so a preempted job continues where it stopped.
+or SIGINT (Ctrl-C) saves the current step before returning, so a preempted job continues where it stopped.
+The run holds its workdir's lock (`workdir_lock`) throughout, so a second trainer there is refused.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ import time
 from typing import Any, Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cnnjax import plots
+from cnnjax.config import ConfigError
 from cnnjax.data import augment
 from cnnjax.data.pipeline import DeviceSplit, normalize, replicate
 from cnnjax.errors import NonFiniteLossError
 from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
 from cnnjax.metrics_log import MetricsWriter, read_metrics
-from cnnjax.train import experiment, parallel, run_info
+from cnnjax.train import experiment, init_from, parallel, run_info, workdir_lock
 from cnnjax.train.checkpoint import BEST_METRIC, Checkpointer
 from cnnjax.train.state import TrainState
 from cnnjax.train.step import StepConfig, train_step
@@ -42,21 +43,36 @@ class RunResult:
     last_step: int
     preempted: bool
     validation: dict[str, float] | None
+    stop_signal: signal.Signals | None = None  # SIGTERM or SIGINT when `preempted`
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextlib.contextmanager
-def _sigterm_flag() -> Iterator[dict[str, bool]]:
-    """Turns SIGTERM into a flag the loop checks between steps (only in the main thread)."""
-    flag = {"stop": False}
-    try:
-        previous = signal.signal(signal.SIGTERM, lambda *_: flag.__setitem__("stop", True))
+def _sigterm_flag() -> Iterator[dict[str, Any]]:
+    """Turns SIGTERM and SIGINT (Ctrl-C) into a flag the loop checks between steps (only in the main thread).
+
+    `flag["signal"]` records which one arrived first. A second SIGINT while stopping raises
+    KeyboardInterrupt as usual (stop at once, without waiting for the save).
+    """
+    flag: dict[str, Any] = {"stop": False, "signal": None}
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["stop"], flag["signal"] = True, flag["signal"] or signal.Signals(signum)
+
+    try:  # a signal ignored by whoever started us (e.g. SIGINT for `train.py &` in a script) stays ignored
+        previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
     except ValueError:  # not the main thread: no handler
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 class _Interval:
@@ -93,13 +109,22 @@ def _progress(config: ml_collections.ConfigDict, total: int, initial: int):
                 mininterval=1.0)
 
 
+def _kept(ckpt: Checkpointer) -> str:
+    latest = ckpt.latest_step()
+    if latest is None:
+        return "No checkpoint had been saved yet, so nothing was kept."
+    return f"The last good checkpoint (step {latest}) is kept in {ckpt.directory}."
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> RunResult:
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    augment.parse(config.augment)  # unknown ops fail before any data is loaded
-    exp = experiment.build(config)
-    with Checkpointer(workdir, config.keep_checkpoints) as ckpt:
-        return _train(config, workdir, exp, ckpt)
+    # One trainer per workdir (process 0 of a multi-host job holds it for all): refused before anything loads.
+    with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
+        workdir.mkdir(parents=True, exist_ok=True)
+        augment.parse(config.augment)  # unknown ops fail before any data is loaded
+        exp = experiment.build(config)
+        with Checkpointer(workdir, config.keep_checkpoints) as ckpt:
+            return _train(config, workdir, exp, ckpt)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experiment.Experiment,
@@ -107,9 +132,17 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experi
     state = exp.init_state()
     start = ckpt.latest_step() or 0
     run_info.save_or_check(workdir, config, resuming=start > 0)
+    if start > exp.total_steps:
+        raise ConfigError(f"{workdir} is already at step {start} (epoch {start / exp.batches.steps_per_epoch:g}), "
+                          f"past num_epochs={config.num_epochs} ({exp.total_steps} steps): nothing to train; "
+                          "raise num_epochs to extend the run, or evaluate it with eval.py")
     if start:
         state, _ = ckpt.restore(start, state)
         log.info("resumed from step %d of %s", start, ckpt.directory)
+    elif config.get("init_from"):  # step 0 only: a resumed run's state already holds what init_from gave it
+        state, report = init_from.apply(state, exp, config.init_from)
+        if jax.process_index() == 0:
+            init_from.record(workdir, report)
     is_chief = jax.process_index() == 0
     writer = MetricsWriter(workdir, resume_step=start, enabled=is_chief)
     data = exp.data
@@ -140,6 +173,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experi
 
     def flush(step: int) -> None:
         nonlocal interval
+        ckpt.check()  # a failed background save stops the run now, not one epoch later at the next save
         if not interval.metrics:
             return
         summary = interval.summary(config.batch_size)
@@ -147,9 +181,8 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experi
             bad = int(jax.device_get(state.step)) + 1
             ckpt.wait()
             raise NonFiniteLossError(
-                f"loss became NaN/Inf at training step {bad}; stopped. The last good checkpoint "
-                f"(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower the learning rate or "
-                "enable --config.grad_clip_norm.")
+                f"loss became NaN/Inf at training step {bad}; stopped. {_kept(ckpt)} Lower the learning "
+                "rate or enable --config.grad_clip_norm.")
         writer.write(step, step / spe, "train", summary)
         bar.set_postfix(loss=f"{summary['loss']:.4f}", top1=f"{summary['top1']:.4f}",
                         img_s=f"{summary['img_per_s']:.0f}")
@@ -188,11 +221,11 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experi
                 save(step, validation if epoch_end else None)
             if sigterm["stop"]:
                 preempted = True
-                log.warning("SIGTERM: saved step %d, stopping", step)
+                log.warning("%s: saved step %d, stopping", sigterm["signal"].name, step)
                 break
     bar.close()
     ckpt.wait()
     writer.close()
     if is_chief and not preempted:
         plots.training_curves(read_metrics(workdir), workdir / "plots")
-    return RunResult(state, step, preempted, validation)
+    return RunResult(state, step, preempted, validation, sigterm["signal"] if preempted else None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import optax
 

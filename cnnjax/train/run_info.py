@@ -20,7 +20,8 @@ from cnnjax.config import ConfigError
 
 # Keys that may differ when resuming: they do not change what the saved state means.
 RESUMABLE_KEYS = frozenset({"num_epochs", "log_every_steps", "progress_bar", "keep_checkpoints",
-                            "checkpoint_every_steps", "eval_batch_size", "data_dir", "num_devices"})
+                            "checkpoint_every_steps", "eval_batch_size", "data_dir", "num_devices",
+                            "init_from"})  # init_from only shapes step 0; a resumed run ignores it
 PACKAGES = ("cnnjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
 
 

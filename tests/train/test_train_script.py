@@ -1,7 +1,8 @@
 """train.py / eval.py end to end, in subprocesses, on real Fashion-MNIST (a small slice of it).
 
-Covers resume after SIGKILL (bit-identical), SIGTERM (save, then exit), NaN stops, eval outputs, and the
-one-line errors for bad input — with nothing already saved lost.
+Covers resume after SIGKILL (bit-identical), SIGTERM and Ctrl-C (save, then exit), the workdir lock, NaN
+stops, eval outputs, eval while training rotates checkpoints, and the one-line errors for bad input — with
+nothing already saved lost.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import hashlib
 import json
 import os
 import pathlib
+import re
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +23,7 @@ import time
 import numpy as np
 import pytest
 
+from tests import fs_faults
 from tests.train.test_checkpoint import largest_state_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -34,8 +39,12 @@ def train_cmd(workdir, *extra):
     return [sys.executable, str(ROOT / "train.py"), "--config", CONFIG, "--workdir", str(workdir), *SMALL, *extra]
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, **kw)
+def eval_cmd(workdir, *extra):
+    return [sys.executable, str(ROOT / "eval.py"), "--workdir", str(workdir), *extra]
+
+
+def run(cmd, timeout=600, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, **kw)
 
 
 def restore_params(workdir, step):
@@ -113,24 +122,85 @@ def test_resume_after_sigkill_is_bit_identical(straight, tmp_path):
     from cnnjax.train.checkpoint import Checkpointer
 
     assert Checkpointer(tmp_path, read_only=True).latest_step() < 40, "killed too late to test resuming"
-    resumed = run(train_cmd(tmp_path))
+    assert json.loads((tmp_path / ".lock").read_text())["pid"] == proc.pid  # still names the killed holder
+    resumed = run(train_cmd(tmp_path))  # but the kernel released its lock: the new run takes it
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (tmp_path / ".lock").read_text() == ""
     assert_same_tree(restore_params(straight, 40), restore_params(tmp_path, 40))
     assert metric_records(straight) == metric_records(tmp_path)
+    assert kept_and_best(tmp_path) == kept_and_best(straight)
+
+
+def kept_and_best(workdir):
+    """The checkpoint steps on disk and the best of them (the one eval.py picks)."""
+    from cnnjax.train.checkpoint import Checkpointer
+
+    with Checkpointer(workdir, read_only=True) as ckpt:
+        return ckpt.all_steps(), ckpt.best_step()
+
+
+def _stop_mid_run_then_resume(straight, workdir, sig, status) -> tuple[str, int]:
+    """`sig` once the run has logged metrics: it exits with `status` having saved a step, and resuming it ends
+    with the parameters of the uninterrupted run. Returns the stopped run's stderr and its saved step."""
+    proc = subprocess.Popen(train_cmd(workdir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (workdir / "metrics.jsonl").is_file() and (workdir / "metrics.jsonl").read_text().count("\n") >= 1, proc)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == status, stderr[-3000:]
+    from cnnjax.train.checkpoint import Checkpointer
+
+    saved = Checkpointer(workdir, read_only=True).all_steps()
+    assert saved and 0 < saved[-1] < 40
+    resumed = run(train_cmd(workdir))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_tree(restore_params(straight, 40), restore_params(workdir, 40))
+    return stderr, saved[-1]
 
 
 def test_sigterm_saves_a_checkpoint_then_exits(straight, tmp_path):
-    proc = subprocess.Popen(train_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: (tmp_path / "metrics.jsonl").is_file() and (tmp_path / "metrics.jsonl").read_text().count("\n") >= 1, proc)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=300) == 143
-    from cnnjax.train.checkpoint import Checkpointer
+    _stop_mid_run_then_resume(straight, tmp_path, signal.SIGTERM, 143)
 
-    saved = Checkpointer(tmp_path, read_only=True).all_steps()
-    assert saved and 0 < saved[-1] < 40
-    resumed = run(train_cmd(tmp_path))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+def test_ctrl_c_saves_a_checkpoint_then_exits_130(straight, tmp_path):
+    stderr, saved = _stop_mid_run_then_resume(straight, tmp_path, signal.SIGINT, 130)
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"interrupted by Ctrl-C (SIGINT): saved step {saved} in {tmp_path}; resume with the "
+                           "same command: python ")
+    assert shlex.split(last.split("same command: ")[1])[1:] == train_cmd(tmp_path)[1:]
+
+
+def test_ctrl_c_before_the_training_loop_or_during_eval_is_one_line(straight, tmp_path):
+    proc = subprocess.Popen(train_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (tmp_path / ".lock").is_file() and (tmp_path / ".lock").read_text(), proc)  # about to load data
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("interrupted by Ctrl-C (SIGINT); stopped without saving")
+    assert not list((tmp_path / "checkpoints").glob("[0-9]*"))
+    proc = subprocess.Popen(eval_cmd(straight, "--split", "test"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)  # importing, loading the data or evaluating (the whole evaluation takes longer)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert stdout == "" and stderr.strip().splitlines() == ["interrupted by Ctrl-C (SIGINT); evaluation stopped"]
+
+
+def test_a_second_trainer_on_a_running_workdir_is_refused(straight, tmp_path):
+    first = subprocess.Popen(train_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (tmp_path / "metrics.jsonl").is_file(), first)
+    first.send_signal(signal.SIGSTOP)  # it keeps its lock, and the second one cannot miss it
+    try:
+        line = _one_line_error(second := run(train_cmd(tmp_path)))
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert f"{tmp_path} is in use by another training run: pid {first.pid} on host {socket.gethostname()}" in line
+    assert "compiled" not in second.stderr  # refused before loading the data
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-3000:]
     assert_same_tree(restore_params(straight, 40), restore_params(tmp_path, 40))
+    assert metric_records(straight) == metric_records(tmp_path)
 
 
 def test_eval_writes_metrics_and_confusion_matrix(straight, tmp_path):
@@ -147,6 +217,39 @@ def test_eval_writes_metrics_and_confusion_matrix(straight, tmp_path):
                    "--split", "validation", "--out", str(tmp_path / "v.json")])
     assert by_step.returncode == 0, by_step.stderr[-3000:]
     assert json.loads((tmp_path / "v.json").read_text())["num_examples"] == 500
+
+
+def test_eval_refuses_outputs_that_would_clobber_the_run(straight, tmp_path):
+    before = tree_digest(straight)
+    for out, problem in [(straight / "run.json", "the training run's own run.json"),
+                         (straight / "checkpoints" / "40" / "eval.json", "the training run's own checkpoints/"),
+                         (tmp_path, "is a directory"), (straight / "run.json" / "eval.json", "cannot create the directory")]:
+        line = _one_line_error(run(eval_cmd(straight, "--out", str(out))))
+        assert line.startswith(f"error: --out {out}") and problem in line
+    assert tree_digest(straight) == before and list(tmp_path.iterdir()) == []
+
+
+def test_eval_while_training_rotates_checkpoints(tmp_path):
+    """The run saves every step and keeps one, so the step an evaluation chooses is soon deleted."""
+    from cnnjax.train.checkpoint import Checkpointer
+
+    trainer = subprocess.Popen(train_cmd(tmp_path, "--config.validation_size=0", "--config.num_epochs=50",
+                                         "--config.checkpoint_every_steps=1", "--config.keep_checkpoints=1"),
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (tmp_path / "checkpoints").is_dir() and Checkpointer(tmp_path, read_only=True).steps_on_disk(),
+             trainer)
+    steps, deadline = [], time.time() + 300
+    while len(steps) < 3 and time.time() < deadline:
+        result = run(eval_cmd(tmp_path, "--split", "train"))
+        assert result.returncode == 0, result.stderr[-3000:]
+        steps.append(int(re.search(r"checkpoint step +\| (\d+)", result.stdout)[1]))
+    line = _one_line_error(run(eval_cmd(tmp_path, "--step", "1")))
+    assert "corrupt" not in line and "checkpoint retention has removed it" in line and "available: [" in line
+    assert trainer.poll() is None, "training ended before the evaluations did"
+    trainer.send_signal(signal.SIGTERM)
+    _, stderr = trainer.communicate(timeout=300)
+    assert trainer.returncode == 143, stderr[-3000:]
+    assert len(steps) == 3 and steps == sorted(steps) and steps[0] < steps[-1], steps
 
 
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -184,6 +287,68 @@ def test_bad_input_is_one_clear_line(straight, tmp_path):
     assert tree_digest(straight) == before
 
 
+def validation_top1(workdir):
+    return {r["step"]: r["top1"] for r in metric_records(workdir) if r["split"] == "validation"}
+
+
+def test_extending_a_finished_run_keeps_its_best_checkpoint(tmp_path):
+    """A finished run resumed with one more epoch keeps its best step (Orbax, reloading the steps without
+    their metrics, used to delete it). The extra epoch runs at 100x the learning rate: it is not better."""
+    mlp = ["--config.model=mlp", "--config.keep_checkpoints=1", "--config.schedule=step",
+           "--config.lr_boundaries_epochs=(2,)", "--config.lr_decay_factor=100"]
+    first = run(train_cmd(tmp_path, *mlp), timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept, best = kept_and_best(tmp_path)
+    assert best in kept and kept == sorted({40, best})
+    best_params = restore_params(tmp_path, best)
+    extended = run(train_cmd(tmp_path, *mlp, "--config.num_epochs=3"), timeout=120)
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    scores = validation_top1(tmp_path)
+    assert scores[60] < scores[best], "the extension epoch was meant to be worse"
+    assert kept_and_best(tmp_path) == (sorted({60, best}), best)
+    assert_same_tree(restore_params(tmp_path, best), best_params)
+
+
+def test_a_read_only_checkpoints_directory_fails_before_training(straight, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(straight, workdir)
+    before = tree_digest(workdir / "checkpoints")
+    with fs_faults.read_only(workdir / "checkpoints") as cause:
+        start = time.monotonic()
+        result = run(train_cmd(workdir, "--config.num_epochs=3"), timeout=120)
+        seconds = time.monotonic() - start
+        line = _one_line_error(result)
+        assert result.stderr.strip().splitlines() == [line]  # nothing else: no Orbax log, no traceback
+        assert line.startswith(f"error: cannot write checkpoints in {workdir}/checkpoints: {cause} — ")
+        assert seconds < 60, f"took {seconds:.0f} s"
+        scored = run(eval_cmd(workdir, "--split", "validation"), timeout=120)  # the checkpoints still score
+        assert scored.returncode == 0, scored.stderr[-3000:]
+    assert tree_digest(workdir / "checkpoints") == before
+
+
+@pytest.mark.parametrize("epochs", [4, 2])
+def test_a_full_disk_mid_run_is_one_line_and_keeps_the_earlier_checkpoint(tmp_path, epochs):
+    """A 3 MB tmpfs workdir: the MLP's first checkpoint (2.2 MB) fits, the second does not. With 4 epochs the
+    failed background save stops the run at the next log step; with 2 it is found by the final wait."""
+    with fs_faults.tmpfs(tmp_path / "small", "3m") as workdir:
+        start = time.monotonic()
+        result = run(train_cmd(workdir, "--config.model=mlp", f"--config.num_epochs={epochs}"), timeout=120)
+        seconds = time.monotonic() - start
+        line = _one_line_error(result)
+        assert len(result.stderr.strip().splitlines()) <= 3 and "Traceback" not in result.stderr, result.stderr
+        assert line.startswith(f"error: saving checkpoint step 40 in {workdir}/checkpoints failed: No space left "
+                               "on device; the earlier checkpoints are intact (steps 20)")
+        assert seconds < 90, f"took {seconds:.0f} s"
+        if epochs == 4:  # stopped by the next log step, at the latest by the next save: not trained to step 80
+            assert max(r["step"] for r in metric_records(workdir)) <= 60
+        assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["20"]  # no partial left
+        assert (workdir / "checkpoints" / "20" / "checksums.json").is_file()
+        out = tmp_path / "v.json"  # checksums verify, it restores and scores
+        scored = run(eval_cmd(workdir, "--split", "validation", "--out", str(out)), timeout=120)
+        assert scored.returncode == 0, scored.stderr[-3000:]
+        assert json.loads(out.read_text())["step"] == 20
+
+
 def test_corrupt_checkpoint_is_named_and_left_untouched(straight, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(straight, workdir)
@@ -195,3 +360,31 @@ def test_corrupt_checkpoint_is_named_and_left_untouched(straight, tmp_path):
     line = _one_line_error(run(train_cmd(workdir, "--config.num_epochs=3")))
     assert "checkpoints/40" in line
     assert tree_digest(workdir) == before
+
+
+def test_lowering_num_epochs_below_a_finished_run_is_refused(straight):
+    before = tree_digest(straight)
+    line = _one_line_error(run(train_cmd(straight, "--config.num_epochs=1")))
+    assert "is already at step 40" in line and "num_epochs=1" in line
+    assert tree_digest(straight) == before
+
+
+def test_a_nonfinite_loss_before_any_checkpoint_says_none_was_kept(tmp_path):
+    line = _one_line_error(run(train_cmd(tmp_path, "--config.optimizer=sgd", "--config.learning_rate=1e30")))
+    assert "loss became NaN/Inf" in line and "No checkpoint had been saved yet" in line and "None" not in line
+
+
+def test_default_eval_skips_a_damaged_old_checkpoint(straight, tmp_path):
+    """A partly deleted checkpoint that is not the best is named in a warning; the intact best is scored."""
+    from cnnjax.train.checkpoint import Checkpointer
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(straight, workdir)
+    with Checkpointer(workdir, read_only=True) as ckpt:
+        best, steps = ckpt.best_step(), ckpt.all_steps()
+    damaged = next(s for s in steps if s != best)
+    (workdir / "checkpoints" / str(damaged) / "meta" / "metadata").unlink()
+    result = run([sys.executable, str(ROOT / "eval.py"), "--workdir", str(workdir), "--out", str(tmp_path / "r.json")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "r.json").read_text())["step"] == best
+    assert f"checkpoints/{damaged}" in result.stderr and "skipped a damaged checkpoint" in result.stderr
