@@ -64,11 +64,23 @@ def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict, p
                           f"same config or use a new --workdir")
 
 
+def read_record(path: pathlib.Path) -> dict[str, Any]:
+    """run.json as a dict with its `config`; a damaged one is a one-line error (the checkpoints are unaffected)."""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            raise ValueError("no 'config' object in it")
+    except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise ConfigError(f"{path} is corrupt ({err}); it records the run's config: restore it from a copy, or "
+                          "train in a new --workdir (the checkpoints were not touched)") from None
+    return record
+
+
 def save_or_check(workdir: pathlib.Path, config: ml_collections.ConfigDict, resuming: bool) -> None:
     """Writes run.json for a new run; when resuming checks the config against it (and keeps it)."""
     path = workdir / "run.json"
     if resuming and path.is_file():
-        check_compatible(json.loads(path.read_text()), config, path)
+        check_compatible(read_record(path), config, path)
         return
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_jsonable(collect(config)), indent=2) + "\n")
@@ -80,7 +92,7 @@ def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
     path = pathlib.Path(workdir) / "run.json"
     if not path.is_file():
         raise ConfigError(f"{path} not found: is {workdir} a training workdir?")
-    config = ml_collections.ConfigDict(json.loads(path.read_text())["config"])
+    config = ml_collections.ConfigDict(read_record(path)["config"])
     for key, value in config.items():  # JSON turns tuples into lists
         if isinstance(value, list):
             config[key] = tuple(value)

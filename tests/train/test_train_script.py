@@ -388,3 +388,16 @@ def test_default_eval_skips_a_damaged_old_checkpoint(straight, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "r.json").read_text())["step"] == best
     assert f"checkpoints/{damaged}" in result.stderr and "skipped a damaged checkpoint" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["{garbage", "[1]"])
+def test_a_corrupt_run_record_is_one_line_for_train_and_eval(straight, tmp_path, text):
+    workdir = tmp_path / "copy"
+    shutil.copytree(straight, workdir)
+    (workdir / "run.json").write_text(text)
+    before = tree_digest(workdir)
+    line = _one_line_error(run([sys.executable, str(ROOT / "eval.py"), "--workdir", str(workdir)]))
+    assert "run.json is corrupt" in line
+    line = _one_line_error(run(train_cmd(workdir, "--config.num_epochs=3")))
+    assert "run.json is corrupt" in line
+    assert tree_digest(workdir) == before
