@@ -7,7 +7,7 @@ import shlex
 import signal
 import sys
 
-from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, show_config
+from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, positive_int, show_config
 
 
 def main(argv: list[str]) -> int:
@@ -16,16 +16,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", required=True, type=nonempty_path, help="checkpoints, metrics and plots go here")
     parser.add_argument("--show_config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
+    parser.add_argument("--coordinator_address", metavar="HOST:PORT",
+                        help="with --distributed: process 0's address (else detected from the cluster environment)")
+    parser.add_argument("--num_processes", type=positive_int, metavar="N",
+                        help="with --distributed: how many processes the job has")
+    parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process's id, 0..N-1")
     args, overrides = parser.parse_known_args(argv)
 
     from cnnjax.config import load_config
     from cnnjax.train.loop import train_and_evaluate
-    from cnnjax.train.runtime import initialize
+    from cnnjax.train.runtime import check_launch, initialize
 
+    check_launch(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
     config = load_config(args.config, overrides)
     if args.show_config:
         return show_config(config)
-    initialize(distributed=args.distributed)
+    initialize(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
     result = train_and_evaluate(config, args.workdir)
     if result.preempted:
         stop = signal.Signals(result.stop_signal or signal.SIGTERM)

@@ -46,11 +46,24 @@ def predict_logits(predict_fn, variables: Any, data: DeviceSplit, batch_size: in
         batch_size += mesh.size - batch_size % mesh.size  # keep batches divisible by the device count
     num_batches, mask = eval_batches(num_examples, batch_size)
     index = np.where(mask, np.arange(mask.size), 0).astype(np.int32).reshape(num_batches, batch_size)
-    chunks = [np.asarray(predict_fn(variables, data, jnp.asarray(i))) for i in index]
+    chunks = [_fetch(predict_fn(variables, data, jnp.asarray(i))) for i in index]
     logits = np.concatenate(chunks)[mask]
     if logits.shape[0] != num_examples:
         raise EvaluationCountError(f"evaluated {logits.shape[0]} examples, the split has {num_examples}")
     return logits
+
+
+def _fetch(logits: jax.Array) -> np.ndarray:
+    """The whole (global) batch of logits on the host, in every process.
+
+    A batch split over the devices of several processes is gathered from all of them (a copy, no
+    arithmetic: the values are those each device computed); on one process it is read directly.
+    """
+    if logits.is_fully_addressable:
+        return np.asarray(logits)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(logits, tiled=True))
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

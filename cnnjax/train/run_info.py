@@ -77,13 +77,17 @@ def read_record(path: pathlib.Path) -> dict[str, Any]:
 
 
 def save_or_check(workdir: pathlib.Path, config: ml_collections.ConfigDict, resuming: bool) -> None:
-    """Writes run.json for a new run; when resuming checks the config against it (and keeps it)."""
+    """Writes run.json for a new run (process 0 of a multi-process job); when resuming checks the config
+    against it (and keeps it)."""
     path = workdir / "run.json"
     if resuming and path.is_file():
         check_compatible(read_record(path), config, path)
         return
+    record = _jsonable(collect(config))  # every process collects (it lists the devices of all of them) ...
+    if jax.process_index() != 0:  # ... but only process 0 writes: the others share its workdir
+        return
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(collect(config)), indent=2) + "\n")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
     tmp.replace(path)
 
 

@@ -1,0 +1,148 @@
+"""`train.py --distributed` with 2 local processes standing in for 2 hosts (1 CPU device each, gloo
+collectives over loopback), against a single-process run of the same config on 2 forced CPU devices.
+
+The two processes share one workdir, as hosts share a filesystem. Both must finish, the run's checkpoints
+must restore, validation must be exact (every one of the 500 examples once, gathered from both processes),
+and the trained parameters must equal the single-process run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from tests.train.test_train_script import ROOT, metric_records
+
+CONFIG = str(ROOT / "configs/fashion_mnist/mlp.py")
+# 960 examples / 48 per batch = 20 steps per epoch, 2 epochs: checkpoints at steps 20 and 40.
+SMALL = ["--config.num_train_examples=960", "--config.batch_size=48", "--config.validation_size=500",
+         "--config.num_epochs=2", "--config.progress_bar=false"]
+STEPS = [20, 40]
+TIMEOUT_S = 300
+
+
+def _env(devices: int) -> dict[str, str]:
+    """The environment with exactly `devices` CPU devices per process (conftest forces 4 for this one)."""
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                     if not f.startswith("--xla_force_host_platform_device_count"))
+    return {**os.environ, "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={devices}".strip()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_cmd(workdir, *extra) -> list[str]:
+    return [sys.executable, str(ROOT / "train.py"), "--config", CONFIG, "--workdir", str(workdir), *SMALL, *extra]
+
+
+def _run_distributed(workdir, tmp_path, num_processes: int = 2) -> None:
+    """Runs the job's processes to the end; all exit 0 within `TIMEOUT_S`, or the test fails (all killed)."""
+    address = f"127.0.0.1:{_free_port()}"
+    procs, logs = [], []
+    try:
+        for i in range(num_processes):
+            log = open(tmp_path / f"process_{i}.log", "w+")
+            logs.append(log)
+            procs.append(subprocess.Popen(
+                _train_cmd(workdir, "--distributed", "--coordinator_address", address,
+                           "--num_processes", str(num_processes), "--process_id", str(i)),
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(1), start_new_session=True))
+        deadline = time.monotonic() + TIMEOUT_S
+        while any(p.poll() is None for p in procs):
+            failed = [p for p in procs if p.returncode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                break  # one process failing leaves the other waiting for it in a collective: stop both
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    outputs = []
+    for i, log in enumerate(logs):
+        log.seek(0)
+        outputs.append(f"--- process {i} (exit {procs[i].returncode}):\n{log.read()[-3000:]}")
+        log.close()
+    if any(p.returncode != 0 for p in procs):
+        pytest.fail(f"the 2-process run failed or did not finish within {TIMEOUT_S} s (processes still running "
+                    "then were killed: exit -9):\n" + "\n".join(outputs))
+
+
+def _restore(workdir, step):
+    """`Checkpointer.restore` of `step` into this test process's own state layout (4 devices): checksums
+    verified, every array of the `TrainState` read, whatever topology saved it."""
+    from cnnjax.train import experiment, run_info
+    from cnnjax.train.checkpoint import Checkpointer
+
+    exp = experiment.build(run_info.load_config(workdir))
+    with Checkpointer(workdir, read_only=True) as ckpt:
+        assert ckpt.all_steps() == STEPS
+        state, meta = ckpt.restore(step, exp.init_state())
+    return jax.device_get(state), meta
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_on_two_devices(tmp_path):
+    distributed, reference = tmp_path / "distributed", tmp_path / "reference"
+    _run_distributed(distributed, tmp_path)
+    try:
+        single = subprocess.run(_train_cmd(reference), capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT,
+                                env=_env(2))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the single-process reference run did not finish in {TIMEOUT_S} s")
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    info = json.loads((distributed / "run.json").read_text())  # written once, by process 0
+    assert len(info["devices"]) == 2, info["devices"]
+    assert not list(distributed.glob("*.tmp")), list(distributed.iterdir())
+    validation = [r for r in metric_records(distributed) if r["split"] == "validation"]
+    assert [r["step"] for r in validation] == STEPS
+    assert [r["num_examples"] for r in validation] == [500, 500]
+    assert validation == [r for r in metric_records(reference) if r["split"] == "validation"]
+
+    for step in STEPS:
+        got, meta = _restore(distributed, step)
+        want, want_meta = _restore(reference, step)
+        assert meta["validation"] == want_meta["validation"]
+        assert int(got.step) == int(want.step) == step
+        assert jax.tree.structure(got) == jax.tree.structure(want)
+        # Both runs compute the same per-device gradients; only the cross-device mean differs in how it
+        # is done (gloo's all-reduce between processes vs XLA:CPU's in-process all-reduce). With 2 devices
+        # a sum has a single addition, which is commutative and correctly rounded in IEEE float32, so any
+        # order gives the same bits, and the whole run is bit-identical (measured: max difference 0).
+        # A looser bound (a few float32 ulps per step) would only be needed with > 2 devices, where
+        # the reduction's association order could differ.
+        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--distributed", "--process_id", "1"], "--process_id given without --coordinator_address, --num_processes"),
+    (["--distributed", "--coordinator_address", "127.0.0.1:1", "--num_processes", "2"],
+     "given without --process_id"),
+    (["--distributed", "--coordinator_address", "localhost", "--num_processes", "2", "--process_id", "0"],
+     "is not HOST:PORT"),
+    (["--distributed", "--coordinator_address", "127.0.0.1:1", "--num_processes", "2", "--process_id", "2"],
+     "--process_id=2 must be in 0..1"),
+    (["--num_processes", "2"], "--num_processes is only for multi-process runs: add --distributed"),
+])
+def test_incomplete_launch_flags_are_one_line_errors(tmp_path, flags, message):
+    """Refused before any config is loaded or any JAX computation (nothing is written to the workdir)."""
+    result = subprocess.run(_train_cmd(tmp_path / "run", *flags), capture_output=True, text=True, timeout=120,
+                            cwd=ROOT, env=_env(1))
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
