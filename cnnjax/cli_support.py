@@ -9,11 +9,12 @@ import logging
 import os
 import signal
 import sys
-from typing import Callable, NoReturn, Sequence
-
-import ml_collections
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from cnnjax.errors import CnnjaxError
+
+if TYPE_CHECKING:  # imported lazily: the entry scripts import this module before anything heavy
+    import ml_collections
 
 
 INTERRUPTED_STATUS = 128 + signal.SIGINT
@@ -56,15 +57,24 @@ def main_guard(main: Callable[[list[str]], int], argv: Sequence[str],
     # Orbax reads run as asyncio tasks; when one read of a damaged checkpoint fails, its siblings' failures
     # are logged as "Task exception was never retrieved" although the first one is already reported.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored by whoever started us: stays so
+        # Exit at once rather than raise KeyboardInterrupt, which Python swallows where it lands in a garbage
+        # collection callback or a __del__ (JAX has both): the program would go on. The training loop replaces
+        # this handler by its own while it runs (Ctrl-C there saves the current step first).
+        signal.signal(signal.SIGINT, lambda *_: _exit_with_one_line(on_interrupt, status=INTERRUPTED_STATUS))
     try:
-        return main(list(argv))
+        status = main(list(argv))
+        # Done: a Ctrl-C during interpreter shutdown (JAX/Orbax threads ending) must not turn a finished
+        # run into a death by SIGINT.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return status
     except (CnnjaxError, FileNotFoundError) as err:
         _exit_with_one_line(f"error: {err}", status=2)
     except OSError as err:  # a full disk or read-only file system under metrics, plots, ... (not a bug)
         if err.errno not in STORAGE_ERRNOS:
             raise
         _exit_with_one_line(f"error: {err}", status=2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C while the training loop stops
         _exit_with_one_line(on_interrupt, status=INTERRUPTED_STATUS)
 
 

@@ -178,9 +178,11 @@ def test_ctrl_c_before_the_training_loop_or_during_eval_is_one_line(straight, tm
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1].startswith("interrupted by Ctrl-C (SIGINT); stopped without saving")
     assert not list((tmp_path / "checkpoints").glob("[0-9]*"))
-    proc = subprocess.Popen(eval_cmd(straight, "--split", "test"), cwd=ROOT, stdout=subprocess.PIPE,
+    # The train split (55,000 images through keras_cnn) takes far longer than importing JAX, which happens
+    # inside main(): once JAX's library is mapped, the interrupt lands in loading data or evaluating.
+    proc = subprocess.Popen(eval_cmd(straight, "--split", "train"), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)  # importing, loading the data or evaluating (the whole evaluation takes longer)
+    wait_for(lambda: "libjax_common" in pathlib.Path(f"/proc/{proc.pid}/maps").read_text(), proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr[-3000:]
