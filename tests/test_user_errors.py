@@ -96,3 +96,21 @@ def test_an_empty_workdir_is_refused(tmp_path):
 def test_bad_eval_arguments_are_one_line(name, tmp_path):
     args, expected = EVAL_ARGS[name]
     assert expected in one_line_error(args, tmp_path, script="eval.py", workdir=False)
+
+
+def test_an_unwritable_data_dir_is_one_line(tmp_path):
+    from tests.fs_faults import read_only
+
+    with read_only(tmp_path / "tfds") as cause:
+        line = one_line_error(["--config", CONFIG, f"--config.data_dir={tmp_path / 'tfds'}"], tmp_path)
+    assert "cannot prepare fashion_mnist" in line and cause in line
+
+
+def test_scoring_a_validation_split_the_run_does_not_have_is_one_line(tmp_path):
+    train = [sys.executable, str(ROOT / "train.py"), "--config", CONFIG, "--workdir", str(tmp_path / "run"),
+             "--config.num_epochs=1", "--config.num_train_examples=960", "--config.batch_size=48",
+             "--config.validation_size=0", "--config.progress_bar=false"]
+    assert subprocess.run(train, capture_output=True, text=True, timeout=300, cwd=ROOT).returncode == 0
+    line = one_line_error(["--workdir", str(tmp_path / "run"), "--split", "validation"], tmp_path / "eval",
+                          script="eval.py", workdir=False)
+    assert "validation_size=0" in line
