@@ -11,6 +11,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
+import absl.logging  # noqa: F401  (absl's own 'absl' logger must exist before main_guard configures it)
+
 from cnnjax.errors import CnnjaxError
 
 if TYPE_CHECKING:  # imported lazily: the entry scripts import this module before anything heavy

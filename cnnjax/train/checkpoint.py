@@ -33,6 +33,7 @@ import sys
 import time
 from typing import Any, Iterable
 
+import absl.logging
 import jax
 import orbax.checkpoint as ocp
 
@@ -349,7 +350,7 @@ def quiet_background_write_failures() -> None:
     if _quiet_installed:
         return
     _quiet_installed = True
-    logging.getLogger("absl").addFilter(
+    absl.logging.get_absl_logger().addFilter(  # absl's own logger (a plain "absl" Logger may shadow it)
         lambda record: not (record.exc_info and f"{os.sep}orbax{os.sep}" in record.pathname))
     previous = sys.unraisablehook
 
