@@ -114,3 +114,6 @@ def test_scoring_a_validation_split_the_run_does_not_have_is_one_line(tmp_path):
     line = one_line_error(["--workdir", str(tmp_path / "run"), "--split", "validation"], tmp_path / "eval",
                           script="eval.py", workdir=False)
     assert "validation_size=0" in line
+    line = one_line_error(["--workdir", str(tmp_path / "run"), "--model", "mlp", "--dataset", "fashion_mnist"],
+                          tmp_path / "eval", script="eval.py", workdir=False)
+    assert "is a training workdir" in line and "drop them" in line

@@ -43,8 +43,10 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
     model's own registry preprocessing; `num_examples` keeps the first N examples of the split (a quick check).
     """
     workdir = pathlib.Path(workdir)
+    if (model is not None or dataset is not None) and (workdir / "run.json").is_file():
+        raise CnnjaxError(f"{workdir} is a training workdir: its model and dataset come from its run.json; "
+                          "--model/--dataset are for `cnnjax convert` outputs, drop them")
     if model is not None or dataset is not None or is_converted(workdir):
-
         if step is not None:
             raise CnnjaxError(f"{workdir} is converted weights, which have no steps: drop --step")
         return evaluate_weights(workdir, model, dataset, split, out, batch_size, num_examples=num_examples)

@@ -108,8 +108,9 @@ def _model_for(saved: dict[str, Any], info: ModelInfo, dataset_classes: int, mes
         target = abstract_variables(net, info.input_shape, mesh)
         if _shapes(target) == {k: v for k, v in want.items() if k.split("/")[0] in target}:
             return net, target
-    raise CnnjaxError(f"{path} does not hold {info.name} weights with {info.num_classes} or {dataset_classes} "
-                      "classes (converted for another model?)")
+    counts = " or ".join(map(str, dict.fromkeys((info.num_classes, dataset_classes))))
+    raise CnnjaxError(f"{path} does not hold {info.name} weights with {counts} classes (converted for another "
+                      "model?)")
 
 
 def _shapes(tree: dict[str, Any]) -> dict[str, tuple[int, ...]]:
