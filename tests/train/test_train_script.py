@@ -275,6 +275,13 @@ def _one_line_error(result) -> str:
     return lines[-1]
 
 
+def _single_line_error(result) -> str:
+    """For errors found before any work: stderr is that one line and nothing else."""
+    line = _one_line_error(result)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    return line
+
+
 def test_bad_input_is_one_clear_line(straight, tmp_path):
     line = _one_line_error(run(train_cmd(tmp_path, "--config.num_epoch=3")))
     assert "unknown config key 'num_epoch'" in line and "num_epochs" in line
@@ -366,7 +373,7 @@ def test_corrupt_checkpoint_is_named_and_left_untouched(straight, tmp_path):
 
 def test_lowering_num_epochs_below_a_finished_run_is_refused(straight):
     before = tree_digest(straight)
-    line = _one_line_error(run(train_cmd(straight, "--config.num_epochs=1")))
+    line = _single_line_error(run(train_cmd(straight, "--config.num_epochs=1")))
     assert "is already at step 40" in line and "num_epochs=1" in line
     assert tree_digest(straight) == before
 
@@ -398,8 +405,8 @@ def test_a_corrupt_run_record_is_one_line_for_train_and_eval(straight, tmp_path,
     shutil.copytree(straight, workdir)
     (workdir / "run.json").write_text(text)
     before = tree_digest(workdir)
-    line = _one_line_error(run([sys.executable, str(ROOT / "eval.py"), "--workdir", str(workdir)]))
+    line = _single_line_error(run([sys.executable, str(ROOT / "eval.py"), "--workdir", str(workdir)]))
     assert "run.json is corrupt" in line
-    line = _one_line_error(run(train_cmd(workdir, "--config.num_epochs=3")))
+    line = _single_line_error(run(train_cmd(workdir, "--config.num_epochs=3")))
     assert "run.json is corrupt" in line
     assert tree_digest(workdir) == before
