@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
-from cnnjax.errors import CnnjaxError
+from cnnjax.errors import CnnjaxError, first_line
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "exponential", "warmup_cosine", "plateau")
@@ -238,8 +238,8 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
         jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
                                           jnp.zeros(shape), train=False))
     except (KeyError, TypeError, ValueError) as err:
-        message = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"{config.model} with {config.model_overrides.to_dict()}: {message}") from None
+        raise ConfigError(f"{config.model} with {config.model_overrides.to_dict()}: {first_line(err, None)}") \
+            from None
 
 
 def _validate_augment(spec: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from cnnjax.convert.torchvision import from_torchvision
 from cnnjax.convert.torch_weights import ConversionError
+from cnnjax.errors import first_line
 
 
 def load_state_dict(path: str | pathlib.Path) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def load_state_dict(path: str | pathlib.Path) -> dict[str, Any]:
         try:
             return dict(load_file(str(path)))
         except Exception as err:  # SafetensorError (truncated, garbage header), OSError
-            raise ConversionError(f"{path} is not a valid .safetensors file ({_first_line(err)})") from None
+            raise ConversionError(f"{path} is not a valid .safetensors file ({first_line(err, 200)})") from None
     if path.suffix not in (".pth", ".pt"):
         raise ConversionError(f"{path}: expected a .safetensors, .pth or .pt file")
     try:
@@ -43,17 +44,12 @@ def load_state_dict(path: str | pathlib.Path) -> dict[str, Any]:
             "code; it was not loaded. Re-save the weights as .safetensors (or a state_dict of tensors) from a "
             "trusted source") from None
     except Exception as err:  # RuntimeError/EOFError for a damaged or foreign file
-        raise ConversionError(f"{path} is damaged or not a torch weights file ({_first_line(err)})") from None
+        raise ConversionError(f"{path} is damaged or not a torch weights file ({first_line(err, 200)})") from None
     if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
         raise ConversionError(f"{path} holds a {type(loaded).__name__}, not a state_dict")
     return loaded
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def convert_file(name: str, weights: str | pathlib.Path, out: str | pathlib.Path,

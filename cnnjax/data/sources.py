@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cnnjax.data import offline_fashion_mnist
-from cnnjax.errors import CnnjaxError
+from cnnjax.errors import CnnjaxError, first_line
 
 
 class DatasetUnavailableError(CnnjaxError, RuntimeError):
@@ -87,7 +87,7 @@ def ensure_prepared(name: str, data_dir: str = "") -> str:
     except Exception as err:  # network, missing manual files, TensorFlow-only builders
         raise DatasetUnavailableError(
             f"{name} is not prepared in {data_dir} and could not be prepared here ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}). {_how_to_prepare(name, data_dir)}") from None
+            f"{first_line(err, 200)}). {_how_to_prepare(name, data_dir)}") from None
     return data_dir
 
 

@@ -3,8 +3,8 @@
 Evaluation used to build the whole experiment (every split, the optimizer) and restore a complete
 `TrainState`, optimizer moments included, only to throw most of it away. Here the model's variable shapes
 come from an abstract `init` (no arrays are made) and Orbax reads only the two subtrees inference needs
-(`PyTreeRestore(partial_restore=True)`), straight into their replicated sharding. The same checks as
-`Checkpointer.restore` apply: the step must be on disk, its checksums are verified before Orbax reads
+(`Checkpointer.restore(..., partial=True)`), straight into their replicated sharding, with the same
+checks as a full restore: the step must be on disk, its checksums are verified before Orbax reads
 anything, and a failure is one line (or `StepNotFoundError` when retention removed the step meanwhile).
 
 Converted torchvision weights (`cnnjax convert ... --out DIR`) are a bare Orbax checkpoint of the same
@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from cnnjax.errors import first_line
 from cnnjax.train.checkpoint import CheckpointError, Checkpointer
 
 COLLECTIONS = ("params", "batch_stats")
@@ -43,17 +44,8 @@ def restore_variables(ckpt: Checkpointer, step: int, target: dict[str, Any]) -> 
     `target` is `abstract_variables(...)`. Raises `StepNotFoundError` if the step is (or goes) missing,
     and a one-line `CheckpointError` for damage or a model that does not match.
     """
-    ckpt.require(step)
-    ckpt._verify_checksums(step)  # noqa: SLF001 - the same verification `Checkpointer.restore` does
-    state_args = ocp.args.PyTreeRestore(target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-                                        partial_restore=True)
-    try:
-        restored = ckpt._manager.restore(step, args=ocp.args.Composite(  # noqa: SLF001
-            state=state_args, meta=ocp.args.JsonRestore()))
-    except Exception as err:  # orbax/tensorstore raise many types for damaged or mismatched files
-        raise ckpt._unreadable(step, f"is corrupt or does not match this model/config ({_first_line(err)})") \
-            from None  # noqa: SLF001
-    return {name: restored.state.get(name, {}) for name in COLLECTIONS}, restored.meta
+    state, meta = ckpt.restore(step, target, partial=True)
+    return {name: state.get(name, {}) for name in COLLECTIONS}, meta
 
 
 def is_converted(path: pathlib.Path) -> bool:
@@ -72,7 +64,7 @@ def converted_tree(path: str | pathlib.Path) -> dict[str, Any]:
             meta = checkpointer.metadata(path)
     except Exception as err:
         raise CheckpointError(f"{path} is neither a training workdir (run.json + checkpoints/) nor a "
-                              f"`cnnjax convert` output ({_first_line(err)})") from None
+                              f"`cnnjax convert` output ({first_line(err)})") from None
     tree = getattr(getattr(meta, "item_metadata", meta), "tree", getattr(meta, "item_metadata", meta))
     if not isinstance(tree, dict) or "params" not in tree:
         raise CheckpointError(f"{path} is neither a training workdir (run.json + checkpoints/) nor a "
@@ -91,11 +83,5 @@ def restore_converted(path: str | pathlib.Path, target: dict[str, Any]) -> dict[
                 target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True))
     except Exception as err:
         raise CheckpointError(f"{path} does not match this model (was it converted for another one, or with "
-                              f"another --num-classes?): {_first_line(err)}") from None
+                              f"another --num-classes?): {first_line(err)}") from None
     return {name: dict(restored.get(name, {})) for name in COLLECTIONS}
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0].split(". See full")[0][:300] if text else type(err).__name__
-

@@ -37,7 +37,7 @@ import absl.logging
 import jax
 import orbax.checkpoint as ocp
 
-from cnnjax.errors import CnnjaxError
+from cnnjax.errors import CnnjaxError, first_line
 
 log = logging.getLogger("cnnjax")
 BEST_METRIC = "val_top1"
@@ -128,22 +128,27 @@ class Checkpointer:
                 scored.append((meta[BEST_METRIC], step))
         return max(scored)[1] if scored else max(present, default=None)
 
-    def restore(self, step: int, target: Any) -> tuple[Any, dict[str, Any]]:
+    def restore(self, step: int, target: Any, partial: bool = False) -> tuple[Any, dict[str, Any]]:
         """Restores `step` into the structure/sharding of `target` (a state of the same config).
 
+        With `partial`, `target` holds only some subtrees of the saved state (e.g. `params` and
+        `batch_stats` as sharded ShapeDtypeStructs, for inference) and only those are read.
         Raises `StepNotFoundError` if the step is not on disk or is rotated away while being read, and a
         `CheckpointError` naming the damage if it is still there but unreadable.
         """
         self.require(step)
         self._verify_checksums(step)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        if partial:
+            state_args = ocp.args.PyTreeRestore(
+                target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True)
+        else:
+            state_args = ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
         try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+            restored = self._manager.restore(step, args=ocp.args.Composite(state=state_args,
+                                                                           meta=ocp.args.JsonRestore()))
         except Exception as err:  # orbax/tensorstore raise many types for damaged or mismatched files
-            first = str(err).strip().splitlines()[0].split(". See full")[0][:300] if str(err).strip() \
-                else type(err).__name__
-            raise self._unreadable(step, f"is corrupt or does not match this model/config ({first})") from None
+            raise self._unreadable(step, f"is corrupt or does not match this model/config ({first_line(err)})") \
+                from None
         return restored.state, restored.meta
 
     def require(self, step: int) -> None:

@@ -25,6 +25,7 @@ import orbax.checkpoint as ocp
 
 from cnnjax import sharding
 from cnnjax.data.sources import dataset_meta
+from cnnjax.errors import first_line
 from cnnjax.evaluate.restore import COLLECTIONS, abstract_variables, converted_tree, is_converted, restore_variables
 from cnnjax.train import experiment, run_info
 from cnnjax.train.checkpoint import CheckpointError, open_read_only
@@ -76,8 +77,7 @@ def load_source(path: str | pathlib.Path) -> tuple[dict[str, Any], str, int | No
                 restored = checkpointer.restore(path)
         except Exception as err:
             raise CheckpointError(f"init_from={path}: the converted weights are unreadable "
-                                  f"({str(err).strip().splitlines()[0][:300] if str(err).strip() else err!r})") \
-                from None
+                                  f"({first_line(err)})") from None
         return {name: restored.get(name, {}) for name in COLLECTIONS}, kind, None
     config = run_info.load_config(path)
     meta = dataset_meta(config.dataset, config.data_dir)  # shapes only: no example is loaded
