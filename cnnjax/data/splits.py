@@ -19,7 +19,7 @@ class Datasets:
     meta: DatasetMeta
     train: Split
     validation: Split | None
-    test: Split
+    test: Split | None  # None when loaded without it (`with_test=False`)
     mean: tuple[float, ...]  # per-channel statistics of the training split, in [0, 1] units
     std: tuple[float, ...]
 
@@ -52,9 +52,11 @@ def channel_stats(split: Split) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def load_datasets(name: str, data_dir: str = "", validation_size: int = 5000, validation_seed: int = 0,
-                  num_train_examples: int = 0) -> Datasets:
+                  num_train_examples: int = 0, with_test: bool = True) -> Datasets:
+    """The run's splits and the training statistics; `with_test=False` skips reading test (evaluation of
+    train or validation needs only train, whose statistics normalise every split)."""
     meta = dataset_meta(name, data_dir)
     train, validation = carve_validation(load_split(name, "train", data_dir), validation_size, validation_seed,
                                          num_train_examples)
     mean, std = channel_stats(train)
-    return Datasets(meta, train, validation, load_split(name, "test", data_dir), mean, std)
+    return Datasets(meta, train, validation, load_split(name, "test", data_dir) if with_test else None, mean, std)

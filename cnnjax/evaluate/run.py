@@ -11,14 +11,13 @@ import os
 import pathlib
 from typing import Any
 
+import ml_collections
 import numpy as np
 
-import ml_collections
-
 from cnnjax import sharding
+from cnnjax.data import load_datasets
 from cnnjax.data.pipeline import replicate
-from cnnjax.data.sources import DatasetMeta, Split, dataset_meta, load_split
-from cnnjax.data.splits import carve_validation, channel_stats
+from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.errors import CnnjaxError
 from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
 from cnnjax.evaluate.outputs import prepare as prepare_outputs, write_outputs
@@ -84,17 +83,9 @@ def load_split_for(config: ml_collections.ConfigDict, split: str) -> tuple[Datas
     The normalisation statistics are those of the run's training examples (after the validation carve
     and `num_train_examples`), so train is read for any split; test is read only when it is scored.
     """
-    if split not in ("train", "validation", "test"):
-        raise CnnjaxError(f"no {split!r} split: choose train, validation or test")
-    meta = dataset_meta(config.dataset, config.data_dir)
-    train, validation = carve_validation(load_split(config.dataset, "train", config.data_dir),
-                                         config.validation_size, config.validation_seed, config.num_train_examples)
-    mean, std = channel_stats(train)
-    data = {"train": train, "validation": validation}.get(split) if split != "test" else \
-        load_split(config.dataset, "test", config.data_dir)
-    if data is None:
-        raise CnnjaxError("this run has no validation split (validation_size=0); use --split test or train")
-    return meta, data, mean, std
+    data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
+                         config.num_train_examples, with_test=split == "test")
+    return data.meta, data.split(split), data.mean, data.std
 
 
 def _restore(ckpt: Checkpointer, step: int | None, target: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:

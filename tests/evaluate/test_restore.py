@@ -4,6 +4,7 @@ import numpy as np
 
 import cnnjax.evaluate.run as run
 from cnnjax.config import base_config
+from cnnjax.data import splits
 from cnnjax.data.pipeline import replicate
 from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
 from cnnjax.train import experiment
@@ -18,8 +19,8 @@ def test_partial_restore_scores_like_the_whole_train_state_and_loads_only_its_sp
     train_and_evaluate(c, tmp_path)
 
     loaded = []
-    original = run.load_split
-    monkeypatch.setattr(run, "load_split", lambda name, split, data_dir="": loaded.append(split) or
+    original = splits.load_split  # where load_datasets reads each split
+    monkeypatch.setattr(splits, "load_split", lambda name, split, data_dir="": loaded.append(split) or
                         original(name, split, data_dir))
     result = run.evaluate_workdir(tmp_path, "validation")
     assert loaded == ["train"]  # the validation carve and the normalisation statistics; never test
