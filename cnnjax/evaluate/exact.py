@@ -7,7 +7,7 @@ metrics need later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -29,11 +29,17 @@ def predict(model: nn.Module, variables: dict[str, Any], images: jax.Array) -> j
 
 
 def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], mesh: Mesh, dtype=jnp.float32):
+    """jit(variables, data, index) -> logits of the examples `index`, normalised with the run's statistics."""
+    return predict_fn_for(model, lambda images: normalize(images, mean, std, dtype), mesh)
+
+
+def predict_fn_for(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh):
+    """jit(variables, data, index) -> logits of the uint8 examples `index` after `preprocess`, batch-sharded."""
     out_sharding = NamedSharding(mesh, P(AXIS))
 
     @jax.jit
     def logits_of(variables: Any, data: DeviceSplit, index: jax.Array) -> jax.Array:
-        images = jax.lax.with_sharding_constraint(normalize(data.images[index], mean, std, dtype), out_sharding)
+        images = jax.lax.with_sharding_constraint(preprocess(data.images[index]), out_sharding)
         return jax.lax.with_sharding_constraint(predict(model, variables, images), out_sharding)
 
     return logits_of

@@ -11,24 +11,24 @@ in memory.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from cnnjax import sharding
-from cnnjax.data.pipeline import DeviceSplit, replicate
+from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import dataset_meta, load_split
 from cnnjax.errors import CnnjaxError
-from cnnjax.evaluate.exact import classification_metrics, predict, predict_logits
+from cnnjax.evaluate.exact import classification_metrics, predict_fn_for, predict_logits
 from cnnjax.evaluate.outputs import prepare as prepare_outputs, write_outputs
 from cnnjax.evaluate.restore import abstract_variables, converted_tree, restore_converted
 from cnnjax.models import create_model, model_info
 from cnnjax.models.registry import ModelInfo
-from cnnjax.sharding import AXIS
 
 DEFAULT_BATCH = 64
 
@@ -54,18 +54,6 @@ def preprocess(images: jax.Array, info: ModelInfo) -> jax.Array:
     return (x - jnp.asarray(info.mean)) / jnp.asarray(info.std)
 
 
-def make_predict_fn(model: Any, info: ModelInfo, mesh: Mesh):
-    """Like `exact.make_predict_fn`, with the registry preprocessing instead of dataset normalisation."""
-    out_sharding = NamedSharding(mesh, P(AXIS))
-
-    @jax.jit
-    def logits_of(variables: Any, data: DeviceSplit, index: jax.Array) -> jax.Array:
-        images = jax.lax.with_sharding_constraint(preprocess(data.images[index], info), out_sharding)
-        return jax.lax.with_sharding_constraint(predict(model, variables, images), out_sharding)
-
-    return logits_of
-
-
 def evaluate_weights(path: str | pathlib.Path, model: str | None, dataset: str | None, split: str = "test",
                      out: str | pathlib.Path | None = None, batch_size: int | None = None, *,
                      num_examples: int | None = None, data_dir: str = "") -> dict[str, Any]:
@@ -87,7 +75,7 @@ def evaluate_weights(path: str | pathlib.Path, model: str | None, dataset: str |
     data = load_split(dataset, split, data_dir)
     if num_examples:
         data = data.take(np.arange(min(num_examples, len(data))))
-    logits = predict_logits(make_predict_fn(net, info, mesh), variables, replicate(data, mesh),
+    logits = predict_logits(predict_fn_for(net, functools.partial(preprocess, info=info), mesh), variables, replicate(data, mesh),
                             batch_size or DEFAULT_BATCH, mesh)
     result = {"workdir": str(path), "model": model, "dataset": dataset, "split": split, "step": "converted",
               "epoch": None, "preprocessing": {"resize": resize_size(info), "crop": info.input_shape[0],
