@@ -1,25 +1,45 @@
 """Evaluate a trained workdir: python eval.py --workdir runs/x [--step N] --split test --out result.json
 
 or converted torchvision weights: python eval.py --workdir ckpt/resnet50 --model resnet50 --dataset imagenet2012
+
+or an ensemble of checkpoints:   python eval.py --members runs/a runs/b 'runs/seed*' runs/c@1200 runs/d@all \\
+                                     --combiners vote,mean,logit_mean,weighted,stack,greedy --out runs/ens
 """
 
 import sys
 
-from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, positive_int
+from cnnjax.cli_support import ArgumentParser, UsageError, main_guard, nonempty_path, positive_int
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(description=__doc__)
-    parser.add_argument("--workdir", required=True, type=nonempty_path)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--workdir", type=nonempty_path, help="one training workdir (or converted weights)")
+    which.add_argument("--members", nargs="+", type=nonempty_path, metavar="SPEC",
+                       help="ensemble members: WORKDIR (best checkpoint), WORKDIR@STEP, WORKDIR@all, a group "
+                            "directory (members.json) or GROUP@topK; glob patterns expand")
     parser.add_argument("--step", type=int, default=None, help="default: the best checkpoint (validation top-1)")
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    parser.add_argument("--out", default=None, help="JSON result; a confusion-matrix PNG is written beside it")
+    parser.add_argument("--out", default=None, help="--workdir: JSON result (a confusion-matrix PNG beside it); "
+                                                    "--members: the report directory (required)")
     parser.add_argument("--batch_size", type=positive_int, default=None)
     parser.add_argument("--model", default=None, help="converted weights (cnnjax convert --out): the registry model")
     parser.add_argument("--dataset", default=None, help="converted weights: the TFDS dataset to score them on")
     parser.add_argument("--num_examples", type=positive_int, default=None, help="score only the first N examples")
+    ensemble = parser.add_argument_group("ensembles (--members)")
+    ensemble.add_argument("--combiners", default="all", help="comma-separated: vote,mean,logit_mean,weighted,stack,"
+                                                             "greedy (default: all)")
+    ensemble.add_argument("--fit_split", default="validation", help="combiners are fitted here (default validation)")
+    ensemble.add_argument("--report_split", default="test", help="and reported here (default test)")
+    ensemble.add_argument("--folds", type=positive_int, default=5, help="cross-fitting folds of the fit-split scores")
+    ensemble.add_argument("--seed", type=int, default=0, help="folds, bootstrap and meta-learner initialisation")
+    ensemble.add_argument("--temperature_scaling", action="store_true", help="fit a temperature per combiner")
+    ensemble.add_argument("--stack_model", default="logistic", choices=("logistic", "mlp"))
+    ensemble.add_argument("--no_cache", action="store_true", help="recompute member logits, write no cache")
     args = parser.parse_args(argv)
 
+    if args.members is not None:
+        return _ensemble(args)
     from cnnjax.evaluate.run import evaluate_workdir, format_table
 
     result = evaluate_workdir(args.workdir, args.split, args.step, args.out, args.batch_size, model=args.model,
@@ -27,6 +47,26 @@ def main(argv: list[str]) -> int:
     print(format_table(result))
     if args.out:
         print(f"written: {args.out}, {result['confusion_png']}, {result['logits_npy']}")
+    return 0
+
+
+def _ensemble(args) -> int:
+    misplaced = [flag for flag, value in (("--step", args.step), ("--model", args.model),
+                                          ("--dataset", args.dataset), ("--num_examples", args.num_examples))
+                 if value is not None]
+    if misplaced:
+        raise UsageError(f"eval.py: {misplaced[0]} is for --workdir; with --members give the step as "
+                         "WORKDIR@STEP")
+    if args.out is None:
+        raise UsageError("eval.py: --members needs --out DIR for its report (report.json, report.md, PNGs)")
+    from cnnjax.ensemble.run import evaluate_ensemble, format_summary
+
+    result = evaluate_ensemble(args.members, args.out, args.combiners, args.fit_split, args.report_split,
+                               batch_size=args.batch_size, folds=args.folds, seed=args.seed,
+                               temperature_scaling=args.temperature_scaling, stack_model=args.stack_model,
+                               use_cache=not args.no_cache)
+    print(format_summary(result))
+    print(f"written: {', '.join(result['files'])}")
     return 0
 
 

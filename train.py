@@ -1,6 +1,8 @@
 """Train a model: python train.py --config configs/fashion_mnist/lenet5.py --workdir runs/lenet5 [--config.key=value ...]
 
-Re-running the same command on an existing workdir resumes it.
+Re-running the same command on an existing workdir resumes it. With --seeds N it trains N ensemble members
+into <workdir>/seed<k> (seed = config seed + k; also bootstrap_seed + k when bagging) and lists them in
+<workdir>/members.json; --seed_index K trains only member K (one task of an array job).
 """
 
 import shlex
@@ -21,8 +23,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--num_processes", type=positive_int, metavar="N",
                         help="with --distributed: how many processes the job has")
     parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process's id, 0..N-1")
+    parser.add_argument("--seeds", type=positive_int, metavar="N",
+                        help="train N ensemble members into <workdir>/seed0 .. seed<N-1>, one after another")
+    parser.add_argument("--seed_index", type=int, metavar="K",
+                        help="with --seeds: train only member K (e.g. $SLURM_ARRAY_TASK_ID)")
     args, overrides = parser.parse_known_args(argv)
+    if args.seed_index is not None and args.seeds is None:
+        parser.error("--seed_index needs --seeds N (the number of members)")
 
+    from cnnjax.train.seeds import member_indices, train_members
+
+    if args.seeds is not None:
+        member_indices(args.seeds, args.seed_index)  # a bad --seed_index fails at once, before JAX loads
     from cnnjax.config import load_config
     from cnnjax.train.loop import train_and_evaluate
     from cnnjax.train.runtime import check_launch, initialize
@@ -32,11 +44,15 @@ def main(argv: list[str]) -> int:
     if args.show_config:
         return show_config(config)
     initialize(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
-    result = train_and_evaluate(config, args.workdir)
+    if args.seeds is None:
+        workdir, result = args.workdir, train_and_evaluate(config, args.workdir)
+    else:
+        last = train_members(config, args.workdir, args.seeds, args.seed_index)[-1]
+        workdir, result = last.member.workdir, last.result
     if result.preempted:
         stop = signal.Signals(result.stop_signal or signal.SIGTERM)
         name = "Ctrl-C (SIGINT)" if stop == signal.SIGINT else stop.name
-        print(f"interrupted by {name}: saved step {result.last_step} in {args.workdir}; {resume_hint(argv)}",
+        print(f"interrupted by {name}: saved step {result.last_step} in {workdir}; {resume_hint(argv)}",
               file=sys.stderr)
         return 128 + stop
     return 0

@@ -19,7 +19,7 @@ import ml_collections
 from cnnjax.errors import CnnjaxError, first_line
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULES = ("constant", "step", "exponential", "warmup_cosine", "plateau")
+SCHEDULES = ("constant", "step", "exponential", "warmup_cosine", "plateau", "cyclic_cosine")
 
 
 class ConfigError(CnnjaxError, ValueError):
@@ -38,6 +38,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.validation_seed = 0
     c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
     c.augment = ""  # ops composed by name, e.g. "random_crop(padding=4)|flip_lr"
+    # k-fold cross-validation: with cv_folds >= 2, validation is fold cv_fold (0..cv_folds-1) of a stratified
+    # split of train fixed by validation_seed, and validation_size is ignored; 0 = off.
+    c.cv_folds = 0
+    c.cv_fold = 0
+    # Ensemble members: what is trained on is a same-size resample with replacement of the training examples
+    # (validation, test and the normalisation statistics are unchanged). bootstrap_seed >= 0: uniform (bagging).
+    c.bootstrap_seed = -1  # -1 = off
+    # A .npy of one weight >= 0 per training example (in the order of splits.training_examples): resample in
+    # proportion to them (boosting), seeded by bootstrap_seed if >= 0 else seed. "" = off.
+    c.train_sample_weights = ""
     # How long and how big.
     c.num_epochs = 10
     c.batch_size = 128  # global, across all devices and hosts
@@ -62,7 +72,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.warmup_epochs = 0.0
     c.lr_boundaries_epochs = (30, 60, 80)  # schedule="step"
     c.lr_decay_factor = 0.1  # step: multiply at each boundary; exponential: per epoch; plateau: on plateau
-    c.lr_min_factor = 0.0  # warmup_cosine ends at learning_rate * lr_min_factor
+    c.lr_min_factor = 0.0  # warmup_cosine (and each cycle of cyclic_cosine) ends at learning_rate * lr_min_factor
+    # schedule="cyclic_cosine" (snapshot ensembles, SGDR restarts): num_epochs splits into num_cycles equal cycles,
+    # each restarting at learning_rate; every cycle's last checkpoint is kept as a snapshot (ensemble member).
+    c.num_cycles = 1
     c.plateau_patience = 2  # epochs without improvement of the validation metric
     c.plateau_min_delta = 1e-4
     # Parallelism and numerics.
@@ -217,8 +230,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.init_from and not pathlib.Path(config.init_from).expanduser().is_dir():
         raise ConfigError(f"init_from={config.init_from!r} is not a directory: give the --out directory of "
                           "`cnnjax convert` or a training workdir")
-    if config.schedule == "plateau" and config.validation_size == 0:
+    if config.schedule == "plateau" and not has_validation(config):
         raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")
+    _validate_ensemble_members(config)
+
+
+def has_validation(config: ml_collections.ConfigDict) -> bool:
+    """Whether the run holds out a validation split (validation_size, or a fold of cv_folds)."""
+    return config.validation_size > 0 or config.get("cv_folds", 0) >= 2
+
+
+def _validate_ensemble_members(config: ml_collections.ConfigDict) -> None:
+    """The keys that make ensemble members differ: cross-validation folds, resampling, snapshot cycles."""
+    if config.cv_folds == 1 or config.cv_folds < 0:
+        raise ConfigError(f"cv_folds must be 0 (off) or >= 2, got {config.cv_folds}")
+    if config.cv_folds >= 2 and not 0 <= config.cv_fold < config.cv_folds:
+        raise ConfigError(f"cv_fold must be in 0..{config.cv_folds - 1} for cv_folds={config.cv_folds}, "
+                          f"got {config.cv_fold}")
+    if config.cv_folds == 0 and config.cv_fold != 0:
+        raise ConfigError(f"cv_fold={config.cv_fold} needs cross-validation: set cv_folds >= 2 too")
+    if config.bootstrap_seed < -1:
+        raise ConfigError(f"bootstrap_seed must be -1 (off) or a seed >= 0, got {config.bootstrap_seed}")
+    weights = config.train_sample_weights
+    if weights and not pathlib.Path(weights).expanduser().is_file():
+        raise ConfigError(f"train_sample_weights={weights!r} is not a file: give a .npy with one weight per "
+                          "training example, or '' for none")
+    if config.num_cycles < 1:
+        raise ConfigError(f"num_cycles must be positive, got {config.num_cycles}")
+    if config.num_cycles != 1 and config.schedule != "cyclic_cosine":
+        raise ConfigError(f"num_cycles={config.num_cycles} needs --config.schedule=cyclic_cosine (or num_cycles=1)")
+    if config.schedule == "cyclic_cosine":
+        if config.num_epochs % config.num_cycles:
+            raise ConfigError(f"num_epochs={config.num_epochs} does not split into num_cycles={config.num_cycles} "
+                              "cycles of whole epochs; make num_epochs a multiple of num_cycles")
+        if config.warmup_epochs >= config.num_epochs // config.num_cycles:
+            raise ConfigError(f"warmup_epochs={config.warmup_epochs} must be shorter than a cycle "
+                              f"({config.num_epochs // config.num_cycles} epochs)")
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +19,7 @@ def _pyplot():
 
 def training_curves(records: Sequence[dict[str, Any]], out_dir: str | pathlib.Path) -> list[pathlib.Path]:
     """loss.png, accuracy.png (train vs validation against epoch) and learning_rate.png."""
-    plt = _pyplot()
+    plt = pyplot()
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -45,7 +45,7 @@ def training_curves(records: Sequence[dict[str, Any]], out_dir: str | pathlib.Pa
 
 def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], path: str | pathlib.Path,
                          title: str = "") -> pathlib.Path:
-    plt = _pyplot()
+    plt = pyplot()
     n = len(matrix)
     fig, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
     ax.imshow(matrix, cmap="Blues")

@@ -64,3 +64,32 @@ def test_unknown_model_and_model_option_are_errors():
 def test_missing_config_file_is_an_error():
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("configs/nope.py")
+
+
+ENSEMBLE_MEMBER_ERRORS = [
+    (["cv_folds=1"], r"cv_folds must be 0 \(off\) or >= 2"),
+    (["cv_folds=4", "cv_fold=-1"], r"cv_fold must be in 0\.\.3 for cv_folds=4"),
+    (["cv_fold=2"], "cv_fold=2 needs cross-validation"),
+    (["bootstrap_seed=-2"], r"bootstrap_seed must be -1 \(off\) or a seed >= 0"),
+    (["train_sample_weights=/no/such.npy"], "is not a file"),
+    (["num_cycles=0", "schedule=cyclic_cosine"], "num_cycles must be positive"),
+    (["num_cycles=2"], "num_cycles=2 needs --config.schedule=cyclic_cosine"),
+    (["schedule=cyclic_cosine", "num_cycles=3", "num_epochs=20"], "make num_epochs a multiple of num_cycles"),
+    (["schedule=cyclic_cosine", "num_cycles=4", "num_epochs=20", "warmup_epochs=5"], "shorter than a cycle"),
+    (["schedule=plateau", "validation_size=0", "warmup_epochs=0"], "watches the validation split"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", ENSEMBLE_MEMBER_ERRORS, ids=lambda v: str(v)[:40])
+def test_ensemble_member_keys_are_validated(overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(str(ROOT / "configs/fashion_mnist/mlp.py"), overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_cross_validation_counts_as_a_validation_split():
+    config = load_config(str(ROOT / "configs/fashion_mnist/mlp.py"),
+                         ["schedule=plateau", "validation_size=0", "cv_folds=5", "cv_fold=4"])
+    assert config.cv_fold == 4
+    config = load_config(str(ROOT / "configs/fashion_mnist/mlp.py"), ["schedule=cyclic_cosine", "num_cycles=4"])
+    assert config.num_cycles == 4  # 20 epochs, warm-up 0.5: four cycles of 5 epochs

@@ -46,6 +46,14 @@ OVERRIDES = {
     "checkpoint_every": (["--config.checkpoint_every_steps=-5"], "checkpoint_every_steps must be >= 0"),
     "data_dir_file": (["--config.data_dir=/etc/hostname"], "is a file, not a directory"),
     "offline_download": (["--config.dataset=cifar10"], "cannot reach"),
+    "cv_fold": (["--config.cv_folds=5", "--config.cv_fold=5"], "cv_fold must be in 0..4 for cv_folds=5"),
+    "sample_weights": (["--config.train_sample_weights=/no/such/w.npy"], "train_sample_weights='/no/such/w.npy' is"),
+}
+
+SEEDS_ARGS = {
+    "seed_index_alone": (["--seed_index", "1"], "--seed_index needs --seeds N"),
+    "seed_index_range": (["--seeds", "2", "--seed_index", "2"], "--seed_index 2 is out of range"),
+    "seeds_zero": (["--seeds", "0"], "argument --seeds: must be positive, got 0"),
 }
 
 
@@ -55,7 +63,7 @@ EVAL_ARGS = {
     "batch_negative": (["--workdir", "w", "--batch_size=-3"], "--batch_size: must be positive, got -3"),
     "batch_type": (["--workdir", "w", "--batch_size", "many"], "expects a whole number"),
     "split": (["--workdir", "w", "--split", "dev"], "invalid choice: 'dev'"),
-    "missing": ([], "the following arguments are required: --workdir"),
+    "missing": ([], "one of the arguments --workdir --members is required"),
 }
 
 
@@ -85,6 +93,12 @@ def test_a_bad_value_is_one_line(name, tmp_path):
     args, expected = OVERRIDES[name]
     line = one_line_error(["--config", CONFIG, "--config.num_epochs=1", *args], tmp_path)
     assert expected in line
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS_ARGS))
+def test_bad_seeds_arguments_are_one_line(name, tmp_path):
+    args, expected = SEEDS_ARGS[name]
+    assert expected in one_line_error(["--config", CONFIG, *args], tmp_path)
 
 
 def test_an_empty_workdir_is_refused(tmp_path):

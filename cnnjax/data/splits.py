@@ -1,13 +1,25 @@
-"""Train / validation / test: validation is carved from train, test is only ever used for reporting."""
+"""Train / validation / test: validation is carved from train, test is only ever used for reporting.
+
+Ensemble members differ in what they train on: `load_for_config` also makes the k-fold carve
+(`cv_folds`), the bootstrap resample (`bootstrap_seed`, bagging) and the weighted resample
+(`train_sample_weights`, boosting). Resampling replaces only the examples trained on: validation, test
+and the normalisation statistics (of the carved training examples) stay those of the un-resampled run, so
+evaluation re-derives them without the resample and every member of an ensemble shares its preprocessing.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
+import ml_collections
 import numpy as np
 
 from cnnjax.data.sources import DatasetMeta, Split, dataset_meta, load_split
 from cnnjax.errors import CnnjaxError
+
+# Mixed into the resample seed so that bootstrap_seed=s and validation_seed=s draw unrelated numbers.
+RESAMPLE_STREAM = 0x5A3B
 
 
 class SplitError(CnnjaxError, ValueError):
@@ -17,17 +29,23 @@ class SplitError(CnnjaxError, ValueError):
 @dataclasses.dataclass(frozen=True)
 class Datasets:
     meta: DatasetMeta
-    train: Split
+    train: Split  # what is trained on (resampled when bagging / boosting)
     validation: Split | None
     test: Split | None  # None when loaded without it (`with_test=False`)
-    mean: tuple[float, ...]  # per-channel statistics of the training split, in [0, 1] units
+    mean: tuple[float, ...]  # per-channel statistics of the carved training split, in [0, 1] units
     std: tuple[float, ...]
+    carved_train: Split | None = None  # the training examples before resampling; None: `train` is not resampled
+
+    @property
+    def train_unresampled(self) -> Split:
+        """The carved training examples, in the order `train_sample_weights` indexes them."""
+        return self.train if self.carved_train is None else self.carved_train
 
     def split(self, name: str) -> Split:
         found = {"train": self.train, "validation": self.validation, "test": self.test}.get(name)
         if found is None:
             raise SplitError(f"no {name!r} split in this run (choose train, validation or test; validation "
-                             "needs a run trained with validation_size > 0)")
+                             "needs a run trained with validation_size > 0 or cv_folds >= 2)")
         return found
 
 
@@ -46,17 +64,110 @@ def carve_validation(train: Split, size: int, seed: int, limit: int = 0) -> tupl
     return train.take(np.sort(rest)), (train.take(held_out) if size else None)
 
 
+def fold_of(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """The fold (0..folds-1) of every example: stratified, so each class is spread evenly over the folds.
+
+    Each class's examples are shuffled (by `seed`) and the classes laid end to end; position i goes to fold
+    i % folds. So fold sizes, and each class's count in each fold, differ by at most one.
+    """
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)])
+    fold = np.empty(len(labels), np.int64)
+    fold[order] = np.arange(len(labels)) % folds
+    return fold
+
+
+def carve_fold(train: Split, folds: int, fold: int, seed: int, limit: int = 0) -> tuple[Split, Split]:
+    """Validation is fold `fold` of a stratified `folds`-fold split (fixed by `seed`); training is the rest,
+    capped at `limit` random examples (also fixed by `seed`)."""
+    if folds > len(train):
+        raise SplitError(f"cv_folds={folds} exceeds the {len(train)} training examples; use fewer folds")
+    in_fold = fold_of(train.labels, folds, seed) == fold
+    rest = np.flatnonzero(~in_fold)
+    if limit > len(rest):
+        raise SplitError(f"num_train_examples={limit} exceeds the {len(rest)} training examples outside fold "
+                         f"{fold} of cv_folds={folds}; use at most that, or 0 for all")
+    if limit:
+        rest = np.sort(np.random.default_rng([seed, folds]).permutation(rest)[:limit])
+    return train.take(rest), train.take(np.flatnonzero(in_fold))
+
+
 def channel_stats(split: Split) -> tuple[tuple[float, ...], tuple[float, ...]]:
     pixels = split.images.reshape(-1, split.images.shape[-1]).astype(np.float64) / 255.0
     return tuple(pixels.mean(0).tolist()), tuple(pixels.std(0).tolist())
 
 
 def load_datasets(name: str, data_dir: str = "", validation_size: int = 5000, validation_seed: int = 0,
-                  num_train_examples: int = 0, with_test: bool = True) -> Datasets:
-    """The run's splits and the training statistics; `with_test=False` skips reading test (evaluation of
-    train or validation needs only train, whose statistics normalise every split)."""
+                  num_train_examples: int = 0, with_test: bool = True, cv_folds: int = 0,
+                  cv_fold: int = 0) -> Datasets:
+    """The run's splits and the training statistics, without resampling; `with_test=False` skips reading
+    test (evaluation of train or validation needs only train, whose statistics normalise every split).
+    With `cv_folds` >= 2 validation is fold `cv_fold` (`validation_size` is ignored)."""
     meta = dataset_meta(name, data_dir)
-    train, validation = carve_validation(load_split(name, "train", data_dir), validation_size, validation_seed,
-                                         num_train_examples)
+    full = load_split(name, "train", data_dir)
+    if cv_folds >= 2:
+        train, validation = carve_fold(full, cv_folds, cv_fold, validation_seed, num_train_examples)
+    else:
+        train, validation = carve_validation(full, validation_size, validation_seed, num_train_examples)
     mean, std = channel_stats(train)
     return Datasets(meta, train, validation, load_split(name, "test", data_dir) if with_test else None, mean, std)
+
+
+def load_for_config(config: ml_collections.ConfigDict, with_test: bool = True, resample: bool = True) -> Datasets:
+    """The splits of a run, as training (`resample=True`) or evaluation (`resample=False`) uses them.
+
+    Evaluation does not resample: it needs only validation/test and the statistics, which resampling does
+    not change, and so never reads `train_sample_weights` (a booster may have rewritten or moved it).
+    Configs of runs older than these keys read them as their defaults (off).
+    """
+    data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
+                         config.num_train_examples, with_test, config.get("cv_folds", 0), config.get("cv_fold", 0))
+    seed, weights = resample_plan(config, len(data.train)) if resample else (None, None)
+    if seed is None:
+        return data
+    return dataclasses.replace(data, train=data.train.take(resample_indices(len(data.train), seed, weights)),
+                               carved_train=data.train)
+
+
+def training_examples(config: ml_collections.ConfigDict) -> Split:
+    """The carved training examples in order, un-resampled: what `train_sample_weights` gives one weight each
+    (a booster scores a member on these and writes the next round's weights in this order)."""
+    return load_for_config(config, with_test=False, resample=False).train
+
+
+def resample_plan(config: ml_collections.ConfigDict, size: int) -> tuple[int | None, np.ndarray | None]:
+    """(seed, weights) of the training resample, or (None, None) without one: `train_sample_weights` draws
+    proportionally to its weights (seeded by `bootstrap_seed` if >= 0, else `seed`), `bootstrap_seed` >= 0
+    alone uniformly."""
+    bootstrap_seed, weights_path = config.get("bootstrap_seed", -1), config.get("train_sample_weights", "")
+    if weights_path:
+        return (bootstrap_seed if bootstrap_seed >= 0 else config.seed), load_sample_weights(weights_path, size)
+    return (bootstrap_seed, None) if bootstrap_seed >= 0 else (None, None)
+
+
+def resample_indices(size: int, seed: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """`size` indices drawn with replacement (uniformly, or proportionally to `weights`), sorted."""
+    rng = np.random.default_rng([RESAMPLE_STREAM, seed])
+    p = None if weights is None else weights / weights.sum()
+    return np.sort(rng.choice(size, size=size, replace=True, p=p))
+
+
+def load_sample_weights(path: str, size: int) -> np.ndarray:
+    """The weights of a `.npy` file: `size` finite non-negative floats, not all zero (float64)."""
+    where = f"train_sample_weights={path!r}"
+    if not pathlib.Path(path).expanduser().is_file():
+        raise SplitError(f"{where} is not a file: give a .npy with one weight per training example")
+    try:
+        weights = np.load(pathlib.Path(path).expanduser(), allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise SplitError(f"{where} is not a readable .npy array ({err}); write it with numpy.save") from None
+    if weights.ndim != 1 or len(weights) != size or weights.dtype.kind not in "iuf":
+        raise SplitError(f"{where} holds a {weights.dtype} array of shape {weights.shape}; it needs one number "
+                         f"per training example, shape ({size},), in the order of splits.training_examples")
+    weights = weights.astype(np.float64)
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise SplitError(f"{where} has {int((~np.isfinite(weights)).sum())} NaN/Inf and {int((weights < 0).sum())} "
+                         "negative weights; weights must be finite and >= 0")
+    if not weights.sum() > 0:
+        raise SplitError(f"{where} weights are all zero; give at least one example a positive weight")
+    return weights

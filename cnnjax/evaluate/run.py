@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from cnnjax import sharding
-from cnnjax.data import load_datasets
+from cnnjax.data.splits import load_for_config
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.errors import CnnjaxError
@@ -80,11 +80,12 @@ def load_split_for(config: ml_collections.ConfigDict, split: str) -> tuple[Datas
                                                                             tuple[float, ...]]:
     """(dataset meta, the examples of `split`, mean, std) exactly as training made them, loading no more.
 
-    The normalisation statistics are those of the run's training examples (after the validation carve
-    and `num_train_examples`), so train is read for any split; test is read only when it is scored.
+    The normalisation statistics are those of the run's training examples (after the validation or
+    cross-validation carve and `num_train_examples`), so train is read for any split; test is read only when it
+    is scored. A bagged or boosted run's resample is not redrawn: its statistics are those of the carved
+    examples anyway, and its "train" split is the carved training examples, each once.
     """
-    data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
-                         config.num_train_examples, with_test=split == "test")
+    data = load_for_config(config, with_test=split == "test", resample=False)
     return data.meta, data.split(split), data.mean, data.std
 
 

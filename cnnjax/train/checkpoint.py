@@ -1,4 +1,4 @@
-"""Orbax checkpoints under `<workdir>/checkpoints`: the last N steps plus the best by validation top-1.
+"""Orbax checkpoints under `<workdir>/checkpoints`: the last N steps, the best by validation top-1, snapshots.
 
 Each checkpoint holds the whole `TrainState` and a small JSON `meta` (epoch, validation metrics), so
 the best step can be found without loading any arrays. Orbax writes to a temporary directory and renames
@@ -8,9 +8,10 @@ so damaged files are reported by name before Orbax reads any of them (and bit ro
 
 Retention is decided here, not by Orbax's in-memory metrics (which a restarted run does not have): after
 each save is sealed, the steps that are neither among the last N nor the best (`best_step`, read from the
-steps' `meta` on disk) are deleted, so restarts never change what is kept. A write that fails (read-only
-or full disk) raises one `CheckpointError` naming the directory and the cause; its partial temporary
-directory is removed and the earlier checkpoints are untouched.
+steps' `meta` on disk) nor snapshots (`"snapshot": true` in their meta: cyclic_cosine's cycle ends) are
+deleted, so restarts never change what is kept. A write that fails (read-only or full disk) raises one
+`CheckpointError` naming the directory and the cause; its partial temporary directory is removed and the
+earlier checkpoints are untouched.
 
 Readers (evaluation) may run while the training run saves and rotates checkpoints away. Orbax's retention
 deletes a step's files, then its directory; so a read that fails is blamed on damage only if the step's
@@ -41,6 +42,7 @@ from cnnjax.errors import CnnjaxError, first_line
 
 log = logging.getLogger("cnnjax")
 BEST_METRIC = "val_top1"
+SNAPSHOT = "snapshot"  # meta key: true for a checkpoint kept as an ensemble member (a cycle end)
 CHECKSUMS = "checksums.json"
 ITEMS = ("state", "meta")
 # How long a step whose files went missing may keep its directory without losing more files and still be
@@ -128,6 +130,17 @@ class Checkpointer:
                 scored.append((meta[BEST_METRIC], step))
         return max(scored)[1] if scored else max(present, default=None)
 
+    def snapshot_steps(self) -> list[int]:
+        """Steps whose meta marks them as snapshots (kept by retention; the members of a snapshot ensemble)."""
+        return [step for step in self.steps_on_disk() if self._meta_if_present(step).get(SNAPSHOT)]
+
+    def _meta_if_present(self, step: int) -> dict[str, Any]:
+        """The meta of `step`, or {} if it was rotated away meanwhile (readers list while a run deletes)."""
+        try:
+            return self.meta(step)
+        except StepNotFoundError:
+            return {}
+
     def restore(self, step: int, target: Any, partial: bool = False) -> tuple[Any, dict[str, Any]]:
         """Restores `step` into the structure/sharding of `target` (a state of the same config).
 
@@ -195,7 +208,7 @@ class Checkpointer:
             if step_dir.is_dir() and jax.process_index() == 0:
                 tmp = step_dir / (CHECKSUMS + ".tmp")
                 try:
-                    tmp.write_text(json.dumps(_file_checksums(step_dir), indent=1, sort_keys=True))
+                    tmp.write_text(json.dumps(file_checksums(step_dir), indent=1, sort_keys=True))
                     tmp.rename(step_dir / CHECKSUMS)
                 except OSError as err:
                     with contextlib.suppress(OSError):
@@ -223,7 +236,8 @@ class Checkpointer:
         steps = self.all_steps()
         if self._read_only or len(steps) <= self.keep_last:
             return
-        for step in sorted(set(steps) - retained_steps(steps, self.best_step(), self.keep_last)):
+        keep = retained_steps(steps, self.best_step(), self.keep_last, self.snapshot_steps())
+        for step in sorted(set(steps) - keep):
             try:
                 self._manager.delete(step)
             except OSError as err:
@@ -291,10 +305,12 @@ def open_read_only(workdir: str | pathlib.Path, attempts: int = 10) -> Checkpoin
     raise AssertionError("unreachable")
 
 
-def retained_steps(steps: Iterable[int], best: int | None, keep_last: int) -> set[int]:
-    """The steps retention keeps: the last `keep_last` and the `best` (as `Checkpointer.best_step` picks it)."""
+def retained_steps(steps: Iterable[int], best: int | None, keep_last: int,
+                   snapshots: Iterable[int] = ()) -> set[int]:
+    """The steps retention keeps: the last `keep_last`, the `best` (as `Checkpointer.best_step` picks it) and
+    the `snapshots`."""
     latest = sorted(steps)[-keep_last:] if keep_last > 0 else []
-    return set(latest) | ({best} if best is not None else set())
+    return set(latest) | ({best} if best is not None else set()) | set(snapshots)
 
 
 def ensure_writable(directory: pathlib.Path, what: str, remedy: str) -> None:
@@ -380,7 +396,7 @@ def _checksum(path: pathlib.Path) -> str:
         return hashlib.file_digest(f, "blake2b").hexdigest()
 
 
-def _file_checksums(step_dir: pathlib.Path) -> dict[str, str]:
+def file_checksums(step_dir: pathlib.Path) -> dict[str, str]:
     """Every file of the saved items (Orbax may rewrite its own step-level metadata later)."""
     files = sorted(p for item in ITEMS for p in (step_dir / item).rglob("*") if p.is_file())
     return {str(p.relative_to(step_dir)): _checksum(p) for p in files}

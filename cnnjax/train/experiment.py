@@ -15,7 +15,7 @@ import optax
 from jax.sharding import Mesh
 
 from cnnjax.config import ConfigError
-from cnnjax.data import Datasets, load_datasets
+from cnnjax.data.splits import Datasets, load_for_config
 from cnnjax.data.pipeline import TrainBatches
 from cnnjax.models import create_model, model_info
 from cnnjax import sharding
@@ -43,6 +43,10 @@ class Experiment:
     def dtype(self):
         return DTYPES[self.config.dtype]
 
+    def is_snapshot(self, step: int) -> bool:
+        """Whether the checkpoint of `step` ends a cycle of cyclic_cosine (retention keeps it)."""
+        return optim.is_cycle_end(self.config, step, self.batches.steps_per_epoch)
+
     def init_state(self) -> TrainState:
         state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed)
         return sharding.replicate_tree(state, self.mesh)
@@ -62,8 +66,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape
 
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
-    data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
-                         config.num_train_examples)
+    data = load_for_config(config)  # evaluate.run.load_split_for re-derives validation/test and statistics
     mesh = sharding.make_mesh(config.num_devices)
     sharding.check_batch_size(config.batch_size, mesh)
     if config.batch_size > len(data.train):

@@ -33,7 +33,7 @@ from cnnjax.errors import NonFiniteLossError
 from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
 from cnnjax.metrics_log import MetricsWriter, read_metrics
 from cnnjax.train import experiment, init_from, parallel, run_info, workdir_lock
-from cnnjax.train.checkpoint import BEST_METRIC, Checkpointer
+from cnnjax.train.checkpoint import BEST_METRIC, SNAPSHOT, Checkpointer
 from cnnjax.train.signals import StopFlag, stop_flag
 from cnnjax.train.state import TrainState
 from cnnjax.train.step import StepConfig, train_step
@@ -223,10 +223,11 @@ class _Trainer:
         return state
 
     def save(self, step: int, state: TrainState, epoch_end: bool) -> None:
-        """Checkpoints `step`; only an epoch end carries validation metrics (what retention ranks by)."""
+        """Checkpoints `step`; only an epoch end carries validation metrics (what retention ranks by) and may be
+        a cyclic_cosine snapshot (which retention keeps)."""
         validation = self.validation if epoch_end else None
         meta = {"step": step, "epoch": step / self.spe, BEST_METRIC: validation["top1"] if validation else None,
-                "validation": validation}
+                "validation": validation, SNAPSHOT: epoch_end and self.exp.is_snapshot(step)}
         self.ckpt.save(step, state, meta)
 
     def close(self) -> None:

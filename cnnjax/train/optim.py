@@ -39,11 +39,31 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Sc
         main = optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=config.lr_decay_factor)
     elif kind == "warmup_cosine":
         main = optax.cosine_decay_schedule(lr, max(1, total - warmup), alpha=config.lr_min_factor)
+    elif kind == "cyclic_cosine":
+        main = _cycles(lr, cycle_steps(config, steps_per_epoch), config.num_cycles, warmup, config.lr_min_factor)
     else:
         raise ValueError(f"unknown schedule {kind!r}")
     if warmup:
         return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
     return main
+
+
+def cycle_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+    """Steps per cycle of the cyclic_cosine schedule (config.validate makes cycles whole epochs)."""
+    return config.num_epochs // config.num_cycles * steps_per_epoch
+
+
+def is_cycle_end(config: ml_collections.ConfigDict, step: int, steps_per_epoch: int) -> bool:
+    """Whether `step` ends a cycle of cyclic_cosine: its checkpoint is a snapshot (an ensemble member)."""
+    return config.schedule == "cyclic_cosine" and step > 0 and step % cycle_steps(config, steps_per_epoch) == 0
+
+
+def _cycles(lr: float, cycle: int, num_cycles: int, warmup: int, min_factor: float) -> Schedule:
+    """Cosine from `lr` to `lr * min_factor` over each cycle, restarting at `lr` (Loshchilov & Hutter's SGDR;
+    Huang et al.'s snapshot ensembles). Runs after the warm-up, which takes the first cycle's first steps."""
+    cosines = [optax.cosine_decay_schedule(lr, max(1, cycle - (warmup if k == 0 else 0)), alpha=min_factor)
+               for k in range(num_cycles)]
+    return optax.join_schedules(cosines, [k * cycle - warmup for k in range(1, num_cycles)])
 
 
 def decay_mask(params: Any, which: str) -> Any:

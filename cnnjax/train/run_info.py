@@ -16,9 +16,10 @@ from typing import Any
 import jax
 import ml_collections
 
-from cnnjax.config import ConfigError
+from cnnjax.config import ConfigError, base_config
 
-# Keys that may differ when resuming: they do not change what the saved state means.
+# Keys that may differ when resuming: they do not change what the saved state means. Not the ensemble-member
+# keys (cv_folds, cv_fold, bootstrap_seed, train_sample_weights, num_cycles): they change what a run trains on.
 RESUMABLE_KEYS = frozenset({"num_epochs", "log_every_steps", "progress_bar", "keep_checkpoints",
                             "checkpoint_every_steps", "eval_batch_size", "data_dir", "num_devices",
                             "init_from"})  # init_from only shapes step 0; a resumed run ignores it
@@ -56,12 +57,18 @@ def _jsonable(value: Any) -> Any:
 
 def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict, path: pathlib.Path) -> None:
     new = _jsonable(config.to_dict())
-    old = saved["config"]
+    old = with_defaults(saved["config"])
     differing = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
     if differing:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differing[:4])
         raise ConfigError(f"{path.parent} holds a run with another config ({details}); resume with the "
                           f"same config or use a new --workdir")
+
+
+def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the keys added since it was written, at their defaults (which keep the behaviour
+    of the code that wrote it: a new key's default is always 'off')."""
+    return {**_jsonable(base_config().to_dict()), **saved}
 
 
 def read_record(path: pathlib.Path) -> dict[str, Any]:
@@ -96,7 +103,7 @@ def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
     path = pathlib.Path(workdir) / "run.json"
     if not path.is_file():
         raise ConfigError(f"{path} not found: is {workdir} a training workdir?")
-    config = ml_collections.ConfigDict(read_record(path)["config"])
+    config = ml_collections.ConfigDict(with_defaults(read_record(path)["config"]))
     for key, value in config.items():  # JSON turns tuples into lists
         if isinstance(value, list):
             config[key] = tuple(value)

@@ -1,0 +1,1 @@
+"""Ensembles of trained members: cached predictions, combiners, significance, diversity and reports."""

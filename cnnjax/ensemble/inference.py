@@ -1,0 +1,62 @@
+"""Logits of several members of one architecture in one program: stacked parameters, one vmapped forward.
+
+Members that share a model (same registry name, options, dtype and input shape) differ only in their
+variables and normalisation statistics, so a group is evaluated as one jitted function vmapped over the
+member axis: each batch of images is read and sharded once for the whole group instead of once per
+member, and the host dispatches one program per batch. The output is laid out (batch, member, class)
+so the exact-evaluation loop of `cnnjax.evaluate.exact` (pad + mask on the batch axis, gathered across
+processes) is reused unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from cnnjax.data.pipeline import DeviceSplit, normalize
+from cnnjax.evaluate.exact import predict, predict_logits
+from cnnjax.sharding import AXIS, replicate_array
+
+
+def stacked_predict_fn(model: nn.Module, mesh: Mesh, dtype=jnp.float32, vectorize: bool = False):
+    """jit((variables, means, stds), data, index) -> (batch, members, classes) float32 logits.
+
+    `variables` has a leading member axis on every leaf; `means`/`stds` are (members, channels). With
+    `vectorize` the members are vmapped (XLA batches their convolutions into grouped ones); otherwise
+    they run one after the other inside the program (`lax.map`), each with the plain kernels.
+    """
+    batch_sharding = NamedSharding(mesh, P(AXIS))
+
+    @jax.jit
+    def logits_of(stacked: Any, data: DeviceSplit, index: jax.Array) -> jax.Array:
+        variables, means, stds = stacked
+        images = jax.lax.with_sharding_constraint(data.images[index], batch_sharding)
+
+        def one_member(member_variables: Any, mean: jax.Array, std: jax.Array) -> jax.Array:
+            return predict(model, member_variables, normalize(images, mean, std, dtype))
+
+        if vectorize:
+            logits = jax.vmap(one_member)(variables, means, stds)
+        else:
+            logits = jax.lax.map(lambda args: one_member(*args), (variables, means, stds))
+        return jax.lax.with_sharding_constraint(jnp.swapaxes(logits, 0, 1), batch_sharding)
+
+    return logits_of
+
+
+def stack_members(variables: Sequence[Any], means: Sequence[Sequence[float]], stds: Sequence[Sequence[float]],
+                  mesh: Mesh) -> tuple[Any, jax.Array, jax.Array]:
+    """The members' variables stacked leaf by leaf (replicated like their parts) and their statistics."""
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *variables)
+    return (stacked, replicate_array(np.asarray(means, np.float32), mesh),
+            replicate_array(np.asarray(stds, np.float32), mesh))
+
+
+def group_logits(predict_fn, stacked: Any, data: DeviceSplit, batch_size: int, mesh: Mesh) -> np.ndarray:
+    """(members, N, classes) logits of every example of `data`, exactly once each, in order."""
+    return np.swapaxes(predict_logits(predict_fn, stacked, data, batch_size, mesh), 0, 1)
