@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
                        help="ensemble members: WORKDIR (best checkpoint), WORKDIR@STEP, WORKDIR@all, a group "
                             "directory (members.json) or GROUP@topK; glob patterns expand")
     parser.add_argument("--step", type=int, default=None, help="default: the best checkpoint (validation top-1)")
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--split", default=None, choices=("train", "validation", "test"), help="default: test")
     parser.add_argument("--out", default=None, help="--workdir: JSON result (a confusion-matrix PNG beside it); "
                                                     "--members: the report directory (required)")
     parser.add_argument("--batch_size", type=positive_int, default=None)
@@ -36,13 +36,16 @@ def main(argv: list[str]) -> int:
     ensemble.add_argument("--temperature_scaling", action="store_true", help="fit a temperature per combiner")
     ensemble.add_argument("--stack_model", default="logistic", choices=("logistic", "mlp"))
     ensemble.add_argument("--no_cache", action="store_true", help="recompute member logits, write no cache")
+    ensemble.add_argument("--vmap_members", action="store_true",
+                          help="vmap members of one architecture (batched kernels) instead of running them in turn "
+                               "in one program; slower on CPU (benchmarks/ensemble_inference.py)")
     args = parser.parse_args(argv)
 
     if args.members is not None:
         return _ensemble(args)
     from cnnjax.evaluate.run import evaluate_workdir, format_table
 
-    result = evaluate_workdir(args.workdir, args.split, args.step, args.out, args.batch_size, model=args.model,
+    result = evaluate_workdir(args.workdir, args.split or "test", args.step, args.out, args.batch_size, model=args.model,
                               dataset=args.dataset, num_examples=args.num_examples)
     print(format_table(result))
     if args.out:
@@ -51,6 +54,8 @@ def main(argv: list[str]) -> int:
 
 
 def _ensemble(args) -> int:
+    if args.split is not None:
+        raise UsageError("eval.py: --split is for --workdir; with --members use --fit_split and --report_split")
     misplaced = [flag for flag, value in (("--step", args.step), ("--model", args.model),
                                           ("--dataset", args.dataset), ("--num_examples", args.num_examples))
                  if value is not None]
@@ -64,7 +69,7 @@ def _ensemble(args) -> int:
     result = evaluate_ensemble(args.members, args.out, args.combiners, args.fit_split, args.report_split,
                                batch_size=args.batch_size, folds=args.folds, seed=args.seed,
                                temperature_scaling=args.temperature_scaling, stack_model=args.stack_model,
-                               use_cache=not args.no_cache)
+                               use_cache=not args.no_cache, vectorize_members=args.vmap_members)
     print(format_summary(result))
     print(f"written: {', '.join(result['files'])}")
     return 0

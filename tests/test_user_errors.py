@@ -64,6 +64,16 @@ EVAL_ARGS = {
     "batch_type": (["--workdir", "w", "--batch_size", "many"], "expects a whole number"),
     "split": (["--workdir", "w", "--split", "dev"], "invalid choice: 'dev'"),
     "missing": ([], "one of the arguments --workdir --members is required"),
+    "members_and_workdir": (["--workdir", "w", "--members", "a", "b"], "not allowed with argument"),
+    "members_no_out": (["--members", "a", "b"], "--members needs --out DIR"),
+    "members_split": (["--members", "a", "b", "--split", "test", "--out", "o"], "use --fit_split and --report_split"),
+    "members_step": (["--members", "a", "b", "--step", "3", "--out", "o"], "--step is for --workdir"),
+    "members_missing": (["--members", "/no/such/a", "/no/such/b", "--out", "/no/such/o"],
+                        "member '/no/such/a': /no/such/a does not exist"),
+    "members_combiner": (["--members", "a", "b", "--combiners", "mean,median", "--out", "/no/such/o"],
+                         "unknown combiner 'median'"),
+    "members_splits": (["--members", "a", "b", "--fit_split", "test", "--out", "/no/such/o"], "are both 'test'"),
+    "members_folds": (["--members", "a", "b", "--folds", "0", "--out", "/no/such/o"], "must be positive, got 0"),
 }
 
 

@@ -1,11 +1,14 @@
-"""Logits of several members of one architecture in one program: stacked parameters, one vmapped forward.
+"""Logits of several members of one architecture in one program: stacked parameters, one jitted forward.
 
 Members that share a model (same registry name, options, dtype and input shape) differ only in their
-variables and normalisation statistics, so a group is evaluated as one jitted function vmapped over the
-member axis: each batch of images is read and sharded once for the whole group instead of once per
-member, and the host dispatches one program per batch. The output is laid out (batch, member, class)
-so the exact-evaluation loop of `cnnjax.evaluate.exact` (pad + mask on the batch axis, gathered across
-processes) is reused unchanged.
+variables and normalisation statistics, so a group is evaluated by one jitted function over stacked
+parameters: each batch of images is gathered and sharded once for the whole group, and the host
+dispatches one program per batch instead of one per member. Inside it the members run one after the other
+(`lax.map`, the same convolution kernels as a single member) or, with `vectorize`, vmapped: XLA then turns
+their convolutions into grouped ones, which XLA:CPU runs about 3x slower (measured with
+`benchmarks/ensemble_inference.py`); on accelerators, where small models leave the device idle, the
+vmapped form is the one to try. The output is laid out (batch, member, class) so the exact-evaluation loop
+of `cnnjax.evaluate.exact` (pad + mask on the batch axis, gathered across processes) is reused unchanged.
 """
 
 from __future__ import annotations

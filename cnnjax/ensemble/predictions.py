@@ -24,10 +24,12 @@ import pathlib
 import time
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
 from cnnjax import sharding
+from cnnjax.config import has_validation
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.ensemble import inference
@@ -72,7 +74,7 @@ def load_member_data(members: list[Member], split_names: tuple[str, ...]) -> lis
     result = []
     for member in members:
         config = run_info.load_config(member.workdir)
-        if "validation" in split_names and not config.validation_size:
+        if "validation" in split_names and not has_validation(config):
             raise MemberError(f"member {member.name} was trained with validation_size=0, so it has no validation "
                               "split to fit combiners on; use --fit_split train, or drop it")
         key = json.dumps({k: config.get(k) for k in _DATA_KEYS}, sort_keys=True, default=str)
@@ -109,14 +111,17 @@ def _check_agree(data: list[MemberData]) -> None:
                               f"{first.meta.num_classes}); ensemble members must classify the same classes")
         for split, digest in first.digests.items():
             if other.digests[split] != digest:
-                raise MemberError(
-                    f"member {other.member.name} has other {split} examples than {first.member.name} "
-                    f"({_data_setup(other.config)} vs {_data_setup(first.config)}); members must share the "
-                    "dataset, the validation carve-out and the test split")
+                raise MemberError(f"member {other.member.name} has other {split} examples than {first.member.name} "
+                                  f"({_differences(other.config, first.config)}); members must share the dataset, "
+                                  "the validation carve-out and the test split")
 
 
-def _data_setup(config: ml_collections.ConfigDict) -> str:
-    return ", ".join(f"{k}={config.get(k)!r}" for k in _DATA_KEYS if config.get(k) not in (None, "", -1))
+def _differences(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict) -> str:
+    """The data keys in which two members' configs differ (or, if none, that the data on disk differ)."""
+    keys = [k for k in _DATA_KEYS if config.get(k) != reference.get(k)]
+    if not keys:
+        return "same data settings, so the dataset files they read differ"
+    return ", ".join(f"{k}={config.get(k)!r} vs {reference.get(k)!r}" for k in keys)
 
 
 def cache_key(data: MemberData, split: str) -> str:
@@ -162,8 +167,9 @@ def _write_cache(path: pathlib.Path, key: str, logits: np.ndarray) -> None:
 
 
 def member_predictions(data: list[MemberData], split_names: tuple[str, ...], batch_size: int | None = None,
-                       use_cache: bool = True, group_size: int = 8) -> Predictions:
-    """(members, N, classes) logits per split, from the cache where valid, else by grouped inference."""
+                       use_cache: bool = True, group_size: int = 8, vectorize: bool = False) -> Predictions:
+    """(members, N, classes) logits per split, from the cache where valid, else by grouped inference
+    (`vectorize`: members vmapped rather than run one after the other in the group's program)."""
     start = time.perf_counter()
     num_classes = data[0].meta.num_classes
     logits: dict[str, list] = {split: [None] * len(data) for split in split_names}
@@ -180,12 +186,12 @@ def member_predictions(data: list[MemberData], split_names: tuple[str, ...], bat
         device_splits = {split: replicate(data[0].splits[split], mesh) for split in split_names}
         batch = batch_size or max(d.config.eval_batch_size for d in data)
         for group in _groups([data[i] for i in missing], missing, group_size):
-            computed = _infer_group([data[i] for i in group], device_splits, batch, mesh)
+            computed = _infer_group([data[i] for i in group], device_splits, batch, mesh, vectorize)
             for i, per_split in zip(group, computed):
                 for split, values in per_split.items():
                     if logits[split][i] is None:
                         logits[split][i] = values
-                        if use_cache:
+                        if use_cache and jax.process_index() == 0:  # the processes share the workdir
                             _write_cache(cache_path(data[i], split, keys[i, split]), keys[i, split], values)
     first = data[0]
     return Predictions({split: np.stack(logits[split]) for split in split_names},
@@ -207,7 +213,8 @@ def _groups(data: list[MemberData], index: list[int], size: int) -> list[list[in
     return [ids[k:k + size] for ids in by_arch.values() for k in range(0, len(ids), max(1, size))]
 
 
-def _infer_group(group: list[MemberData], device_splits: dict[str, Any], batch_size: int, mesh) -> list[dict]:
+def _infer_group(group: list[MemberData], device_splits: dict[str, Any], batch_size: int, mesh,
+                 vectorize: bool) -> list[dict]:
     """Restores each member's variables and runs the group's stacked forward on every split."""
     first = group[0]
     net = experiment.build_model(first.config, first.meta.num_classes, first.meta.image_shape)
@@ -217,7 +224,7 @@ def _infer_group(group: list[MemberData], device_splits: dict[str, Any], batch_s
         with open_read_only(d.member.workdir) as ckpt:
             variables.append(restore_variables(ckpt, d.member.step, target)[0])
     stacked = inference.stack_members(variables, [d.mean for d in group], [d.std for d in group], mesh)
-    predict_fn = inference.stacked_predict_fn(net, mesh, experiment.DTYPES[first.config.dtype])
+    predict_fn = inference.stacked_predict_fn(net, mesh, experiment.DTYPES[first.config.dtype], vectorize)
     out: list[dict] = [{} for _ in group]
     for split, device_split in device_splits.items():
         values = inference.group_logits(predict_fn, stacked, device_split, batch_size, mesh)

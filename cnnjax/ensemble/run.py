@@ -14,6 +14,8 @@ import pathlib
 import tempfile
 from typing import Any
 
+import jax
+
 from cnnjax.ensemble import analysis, combiners as combiner_lib, members as member_lib, predictions, report_files
 from cnnjax.errors import CnnjaxError
 from cnnjax.evaluate.outputs import RUN_DIRS, RUN_FILES
@@ -62,7 +64,8 @@ def prepare_out(out: str | pathlib.Path, members: list[member_lib.Member]) -> pa
 def evaluate_ensemble(specs: list[str], out: str | pathlib.Path, combiners: str = "all",
                       fit_split: str = "validation", report_split: str = "test", *, batch_size: int | None = None,
                       folds: int = 5, seed: int = 0, temperature_scaling: bool = False,
-                      stack_model: str = "logistic", use_cache: bool = True) -> dict[str, Any]:
+                      stack_model: str = "logistic", use_cache: bool = True,
+                      vectorize_members: bool = False) -> dict[str, Any]:
     """Scores every combiner of the members' logits on `report_split`, fitted on `fit_split`; writes the report."""
     if fit_split == report_split:
         raise EnsembleError(f"--fit_split and --report_split are both {fit_split!r}; nothing may be fitted on "
@@ -77,7 +80,8 @@ def evaluate_ensemble(specs: list[str], out: str | pathlib.Path, combiners: str 
     out = prepare_out(out, members)
     splits = (fit_split, report_split)
     data = predictions.load_member_data(members, splits)
-    preds = predictions.member_predictions(data, splits, batch_size, use_cache=use_cache)
+    preds = predictions.member_predictions(data, splits, batch_size, use_cache=use_cache,
+                                           vectorize=vectorize_members)
     log.info("member logits: %d read from the cache, %d computed (%.1f s)", preds.cached, preds.computed,
              preds.seconds)
     result = analysis.analyse(preds.logits[fit_split], preds.labels[fit_split], preds.logits[report_split],
@@ -88,7 +92,10 @@ def evaluate_ensemble(specs: list[str], out: str | pathlib.Path, combiners: str 
         row.update(workdir=os.fspath(member.workdir), step=member.step, model=d.config.model)
     result["dataset"] = data[0].config.dataset
     result["inference"] = {"cached": preds.cached, "computed": preds.computed, "seconds": preds.seconds}
-    result["files"] = [os.fspath(p) for p in report_files.write_report(result, out)]
+    if jax.process_index() == 0:  # every process computed the same report; one writes it
+        result["files"] = [os.fspath(p) for p in report_files.write_report(result, out)]
+    else:
+        result["files"] = []
     return result
 
 

@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from cnnjax import sharding
+from cnnjax.config import has_validation
 from cnnjax.data.splits import load_for_config
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import DatasetMeta, Split
@@ -50,7 +51,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
             raise CnnjaxError(f"{workdir} is converted weights, which have no steps: drop --step")
         return evaluate_weights(workdir, model, dataset, split, out, batch_size, num_examples=num_examples)
     config = run_info.load_config(workdir)
-    if split == "validation" and not config.validation_size:
+    if split == "validation" and not has_validation(config):
         raise CnnjaxError(f"{workdir} was trained with validation_size=0: it has no validation split; "
                           "use --split test or --split train")
     outputs = prepare_outputs(os.fspath(out), workdir) if out is not None else None
