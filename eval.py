@@ -34,7 +34,9 @@ def main(argv: list[str]) -> int:
     ensemble.add_argument("--folds", type=positive_int, default=5, help="cross-fitting folds of the fit-split scores")
     ensemble.add_argument("--seed", type=int, default=0, help="folds, bootstrap and meta-learner initialisation")
     ensemble.add_argument("--temperature_scaling", action="store_true", help="fit a temperature per combiner")
-    ensemble.add_argument("--stack_model", default="logistic", choices=("logistic", "mlp"))
+    ensemble.add_argument("--stack_model", default="logistic",
+                          help="logistic (L2, C=1 as scikit-learn) or mlp, with settings: 'logistic(C=0.01)', "
+                               "'mlp(hidden=32,alpha=10)'")
     ensemble.add_argument("--no_cache", action="store_true", help="recompute member logits, write no cache")
     ensemble.add_argument("--vmap_members", action="store_true",
                           help="vmap members of one architecture (batched kernels) instead of running them in turn "

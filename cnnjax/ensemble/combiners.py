@@ -14,6 +14,7 @@ both splits; the fit-split score is then in-sample for that one parameter only.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -150,15 +151,41 @@ def _stack_features(log_probs: np.ndarray) -> np.ndarray:
     return log_probs.transpose(1, 0, 2).reshape(n, m * c)
 
 
+# The meta-learners' settings that a spec such as `logistic(C=0.01)` or `mlp(hidden=16,alpha=3)` may change.
+STACK_OPTIONS = {"logistic": {"C": float}, "mlp": {"hidden": int, "alpha": float}}
+
+
+def parse_stack_model(spec: str) -> tuple[str, dict[str, Any]]:
+    """`name` or `name(key=value,...)` -> (name, options); a one-line `CombinerError` otherwise."""
+    match = re.fullmatch(r"\s*(\w+)\s*(?:\((.*)\))?\s*", spec)
+    if match is None or match[1] not in STACK_MODELS:
+        raise CombinerError(f"unknown stack model {spec!r}; valid: {', '.join(STACK_MODELS)}, optionally with "
+                            "settings, e.g. logistic(C=0.1) or mlp(hidden=16,alpha=3)")
+    name, options = match[1], {}
+    for item in filter(None, (part.strip() for part in (match[2] or "").split(","))):
+        key, _, text = item.partition("=")
+        kind = STACK_OPTIONS[name].get(key.strip())
+        try:
+            value = kind(text) if kind is not None else None
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise CombinerError(f"stack model {spec!r}: {item!r} is not one of its settings with a positive value "
+                                f"({', '.join(f'{k}=<{t.__name__}>' for k, t in STACK_OPTIONS[name].items())})")
+        options[key.strip()] = value
+    return name, options
+
+
 def check_stack_model(model: str) -> None:
-    if model not in STACK_MODELS:
-        raise CombinerError(f"unknown stack model {model!r}; valid: {', '.join(STACK_MODELS)}")
+    parse_stack_model(model)
 
 
 def stack_fitter(model: str = "logistic", *, c_reg: float = 1.0, hidden: int = 32, alpha: float = 10.0,
                  seed: int = 0) -> Fitter:
-    """A stacking fit on the concatenated member log-probabilities (the meta-learner of `stacking`)."""
-    check_stack_model(model)
+    """A stacking fit on the concatenated member log-probabilities (the meta-learner of `stacking`); `model`
+    may carry settings (`logistic(C=0.01)`) that override the keyword defaults."""
+    model, options = parse_stack_model(model)
+    c_reg, hidden, alpha = options.get("C", c_reg), options.get("hidden", hidden), options.get("alpha", alpha)
 
     def fit(log_probs: np.ndarray, labels: np.ndarray) -> tuple[Predictor, dict[str, Any]]:
         features, num_classes = _stack_features(log_probs), log_probs.shape[2]

@@ -2,7 +2,8 @@
 
 A spec is
 - `runs/a`: a training workdir, at its best checkpoint (validation top-1);
-- `runs/a@1200`: that step; `runs/a@all`: every checkpoint the run kept (a snapshot ensemble);
+- `runs/a@1200`: that step; `runs/a@all`: every checkpoint the run kept; `runs/a@snapshots`: the cycle
+  ends a `cyclic_cosine` run kept (a snapshot ensemble);
 - `runs/ens` / `runs/sweep@top3`: a group directory written by `train.py --seeds`, `sweep.py` or
   `boost.py` (its `members.json` lists workdirs, best first where ranked): all of them, or the first K;
 - any of these with glob patterns in the path (`'runs/seed*'`), expanded in sorted order.
@@ -24,7 +25,7 @@ from cnnjax.errors import CnnjaxError
 from cnnjax.groups import MEMBERS_FILE as GROUP_FILE, read_json
 from cnnjax.train.checkpoint import CheckpointError, open_read_only
 
-_SUFFIX = re.compile(r"^(?P<path>.+?)@(?P<what>all|top\d+|\d+)$")
+_SUFFIX = re.compile(r"^(?P<path>.+?)@(?P<what>all|snapshots|top\d+|\d+)$")
 
 
 class MemberError(CnnjaxError, ValueError):
@@ -85,7 +86,7 @@ def _members_of(path: pathlib.Path, text: str, what: str | None, spec: str) -> l
             workdirs = workdirs[:k]
         elif what is not None:
             raise MemberError(f"member {spec!r}: {path} is a group of runs; use {text} or {text}@topK "
-                              "(@step and @all are for one training workdir)")
+                              "(@step, @all and @snapshots are for one training workdir)")
         return [m for w in workdirs for m in _members_of(w, os.path.join(text, w.relative_to(path)), None, spec)]
     if not path.exists():
         raise MemberError(f"member {spec!r}: {path} does not exist; give a training workdir (train.py --workdir)")
@@ -101,10 +102,11 @@ def _members_of(path: pathlib.Path, text: str, what: str | None, spec: str) -> l
             if step is None:
                 raise CheckpointError(f"member {spec!r}: no checkpoint in {ckpt.directory} yet; train it first")
             return [Member(text, path, step)]
-        if what == "all":
-            steps = ckpt.steps_on_disk()
+        if what in ("all", "snapshots"):
+            steps = ckpt.steps_on_disk() if what == "all" else ckpt.snapshot_steps()
             if not steps:
-                raise CheckpointError(f"member {spec!r}: no checkpoint in {ckpt.directory} yet; train it first")
+                kind = "checkpoint" if what == "all" else "snapshot (schedule=cyclic_cosine keeps one per cycle)"
+                raise CheckpointError(f"member {spec!r}: no {kind} in {ckpt.directory}")
             return [Member(f"{text}@{s}", path, s) for s in steps]
         ckpt.require(int(what))  # its message names the checkpoint directory and the steps available
         return [Member(f"{text}@{what}", path, int(what))]

@@ -74,6 +74,7 @@ def evaluate_ensemble(specs: list[str], out: str | pathlib.Path, combiners: str 
         if split not in SPLITS:
             raise EnsembleError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     names = parse_combiners(combiners)
+    combiner_lib.check_stack_model(stack_model)
     if folds < 2:
         raise EnsembleError(f"--folds must be at least 2 for cross-fitting, got {folds}")
     members = member_lib.resolve(specs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -196,3 +198,25 @@ def test_unknown_combiner_is_a_one_line_value_error():
     assert "\n" not in message and "'median'" in message and all(n in message for n in comb.COMBINERS)
     with pytest.raises(comb.CombinerError, match="stack model"):
         comb.run_combiner("stack", lp, y, lp, stack_model="forest")
+
+
+def test_stack_model_specs_carry_settings_and_bad_ones_are_one_line():
+    assert comb.parse_stack_model("logistic") == ("logistic", {})
+    assert comb.parse_stack_model("logistic(C=0.01)") == ("logistic", {"C": 0.01})
+    assert comb.parse_stack_model(" mlp(hidden=16, alpha=3) ") == ("mlp", {"hidden": 16, "alpha": 3.0})
+    for bad, expected in (("lin", "unknown stack model 'lin'"), ("logistic(C=-1)", "'C=-1' is not one"),
+                          ("logistic(D=1)", "'D=1' is not one"), ("mlp(hidden=x)", "'hidden=x' is not one")):
+        with pytest.raises(comb.CombinerError, match=re.escape(expected)):
+            comb.parse_stack_model(bad)
+
+
+def test_a_stronger_l2_shrinks_the_stacker_towards_the_prior():
+    rng = np.random.default_rng(0)
+    log_probs = np.log(rng.dirichlet(np.ones(3), size=(2, 300)))
+    labels = rng.integers(0, 3, 300)
+    norms = []
+    for spec in ("logistic(C=100)", "logistic(C=0.001)"):
+        predict, info = comb.stack_fitter(spec)(log_probs, labels)
+        assert info["C"] == float(spec.split("=")[1].rstrip(")"))
+        norms.append(np.abs(np.log(predict(log_probs)) - np.log(1 / 3)).mean())
+    assert norms[1] < norms[0]
