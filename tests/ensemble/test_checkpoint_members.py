@@ -41,7 +41,8 @@ def _train(workdir: pathlib.Path, **kw) -> pathlib.Path:
 def runs(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("runs")
     _train(root / "mlp0", seed=0)
-    _train(root / "mlp1", seed=1, num_epochs=2)  # two checkpoints: mlp1@all has 2 members
+    # two checkpoints, each the end of a cosine cycle: mlp1@all and mlp1@snapshots have 2 members
+    _train(root / "mlp1", seed=1, num_epochs=2, schedule="cyclic_cosine", num_cycles=2)
     _train(root / "lenet", model="lenet5", seed=2)
     _train(root / "other_carve", seed=3, validation_seed=7)
     write_members(root / "group", "sweep", [{"workdir": "a"}, {"workdir": "b"}])
@@ -62,6 +63,7 @@ def _names(specs: list[str], root: pathlib.Path) -> list[tuple[str, int]]:
 def test_specs_resolve_to_workdirs_steps_globs_and_groups(runs):
     assert _names(["mlp0", "mlp1@4"], runs) == [("mlp0", 4), ("mlp1@4", 4)]
     assert _names(["mlp1@all", "lenet"], runs) == [("mlp1@4", 4), ("mlp1@8", 8), ("lenet", 4)]
+    assert _names(["mlp1@snapshots"], runs) == [("mlp1@4", 4), ("mlp1@8", 8)]
     assert [n for n, _ in _names(["mlp*"], runs)] == ["mlp0", "mlp1"]
     assert _names(["group"], runs) == [("group/a", 8), ("group/b", 4)]
     assert _names(["group@top1", "mlp0"], runs) == [("group/a", 8), ("mlp0", 4)]
@@ -77,6 +79,7 @@ def test_specs_resolve_to_workdirs_steps_globs_and_groups(runs):
     (["group@top3", "mlp0"], "lists 2 members, so top1..top2", MemberError),
     (["group@4", "mlp0"], "is a group of runs; use group or group@topK", MemberError),
     (["mlp0", "empty"], "is not a training workdir (no run.json) nor a group", MemberError),
+    (["mlp0@snapshots", "mlp1"], "no snapshot (schedule=cyclic_cosine keeps one per cycle)", CheckpointError),
 ])
 def test_bad_specs_are_one_line_errors_naming_the_culprit(runs, specs, expected, error):
     (runs / "empty").mkdir(exist_ok=True)
@@ -237,3 +240,17 @@ def test_the_report_may_not_go_into_a_members_run_files(runs, tmp_path):
                           (runs / "mlp0", "inside the training run"), (tmp_path / "file", "is a file")):
         with pytest.raises(EnsembleError, match=expected):
             evaluate_ensemble([str(runs / "mlp0"), str(runs / "mlp1")], out)
+
+
+def test_eval_py_members_prints_the_summary_and_writes_the_report(runs, tmp_path):
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, str(root / "eval.py"), "--members", str(runs / "mlp*"), str(runs / "lenet"),
+           "--combiners", "mean,weighted", "--out", str(tmp_path / "ens")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| mean |" in result.stdout and "| weighted |" in result.stdout and "| vote |" not in result.stdout
+    assert "3 members on fashion_mnist" in result.stdout
+    assert json.loads((tmp_path / "ens" / "report.json").read_text())["settings"]["folds"] == 5
