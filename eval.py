@@ -26,6 +26,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None, help="converted weights (cnnjax convert --out): the registry model")
     parser.add_argument("--dataset", default=None, help="converted weights: the TFDS dataset to score them on")
     parser.add_argument("--num_examples", type=positive_int, default=None, help="score only the first N examples")
+    parser.add_argument("--ema", action="store_true", help="--workdir: score the checkpoint's moving average of the "
+                                                           "weights (a run trained with ema_decay > 0)")
     ensemble = parser.add_argument_group("ensembles (--members)")
     ensemble.add_argument("--combiners", default="all", help="comma-separated: vote,mean,logit_mean,weighted,stack,"
                                                              "greedy (default: all)")
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> int:
     from cnnjax.evaluate.run import evaluate_workdir, format_table
 
     result = evaluate_workdir(args.workdir, args.split or "test", args.step, args.out, args.batch_size, model=args.model,
-                              dataset=args.dataset, num_examples=args.num_examples)
+                              dataset=args.dataset, num_examples=args.num_examples, ema=args.ema)
     print(format_table(result))
     if args.out:
         print(f"written: {args.out}, {result['confusion_png']}, {result['logits_npy']}")
@@ -59,7 +61,8 @@ def _ensemble(args) -> int:
     if args.split is not None:
         raise UsageError("eval.py: --split is for --workdir; with --members use --fit_split and --report_split")
     misplaced = [flag for flag, value in (("--step", args.step), ("--model", args.model),
-                                          ("--dataset", args.dataset), ("--num_examples", args.num_examples))
+                                          ("--dataset", args.dataset), ("--num_examples", args.num_examples),
+                                          ("--ema", args.ema or None))
                  if value is not None]
     if misplaced:
         raise UsageError(f"eval.py: {misplaced[0]} is for --workdir; with --members give the step as "

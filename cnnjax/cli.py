@@ -1,4 +1,5 @@
-"""The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`, `cnnjax convert MODEL FILE`.
+"""The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`, `cnnjax convert MODEL FILE`,
+`cnnjax report [--results PATH...] [--out DIR]`.
 
 Every subcommand is an (help, add_arguments, run) entry of `COMMANDS`, so new ones (training, evaluation)
 plug in without touching the dispatch. The tables come from `cnnjax.introspect`, which never imports this
@@ -18,6 +19,7 @@ from cnnjax.convert import files as convert_files
 from cnnjax.errors import CnnjaxError
 from cnnjax.introspect import format_summary, model_table, summarize
 from cnnjax.models import UnknownModelError
+from cnnjax.reference import command as report_command
 
 
 class UsageError(CnnjaxError):
@@ -67,6 +69,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                 add_summary_arguments, run_summary),
     "convert": ("torchvision weights (.safetensors/.pth) -> Orbax checkpoint of Flax variables",
                 convert_files.add_arguments, convert_files.run),
+    "report": ("params, MACs and top-1/top-5 of every model: ours (eval.py results) vs published; CSV, Markdown, PNG",
+               report_command.add_arguments, report_command.run),
 }
 
 

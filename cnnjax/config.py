@@ -81,13 +81,47 @@ def base_config() -> ml_collections.ConfigDict:
     # Parallelism and numerics.
     c.bn_sync = True  # BatchNorm statistics over the global batch (True) or per device (False)
     c.num_devices = 0  # 0 = all devices
-    c.dtype = "float32"  # computation dtype ("bfloat16" on accelerators)
+    # Computation dtype ("bfloat16" on accelerators): activations only; parameters, optimizer state, BatchNorm
+    # statistics, the EMA and the loss stay float32.
+    c.dtype = "float32"
+    # Exponential moving average of the weights (params and BatchNorm statistics), validated beside the raw ones
+    # each epoch (validation/ema_top1) and scored by `eval.py --ema`: 0 = off, e.g. 0.999 or 0.9999.
+    c.ema_decay = 0.0
+    c.ema_warmup = True  # decay min(ema_decay, (1 + t) / (10 + t)) at update t, as TF's ExponentialMovingAverage
+    c.ema_select_best = False  # rank checkpoints (the kept "best", eval's default) by EMA validation top-1
+    # Profiler trace of the training steps [start, stop), e.g. "10:15", into <workdir>/profile (TensorBoard's
+    # profile tab); "" = off. Steps count from 0 over the whole run.
+    c.profile_steps = ""
     # Checkpoints, logging.
     c.keep_checkpoints = 2  # the last N, plus the best by validation top-1
     c.checkpoint_every_steps = 0  # 0 = at the end of every epoch only
     c.log_every_steps = 50
     c.progress_bar = True
+    # Input pipeline: "memory" (the whole split on every device, cnnjax.data.pipeline) or "stream" (host workers
+    # decode and crop each host's share of every batch, cnnjax.data.stream: for data that does not fit in memory).
+    c.input_pipeline = "memory"
+    c.stream = stream_config()
     return c
+
+
+def stream_config() -> ml_collections.ConfigDict:
+    """The `stream` group: what input_pipeline="stream" (and dataset="synthetic") read."""
+    s = ml_collections.ConfigDict()
+    s.worker_count = 0  # host worker processes decoding/augmenting per host; 0 = in the training process
+    s.prefetch = 2  # batches buffered per worker
+    s.crop_size = 224  # train: random-resized crop to this; eval: centre crop (synthetic: image size)
+    s.resize_size = 256  # eval: shorter side resized to this before the centre crop (224/256 = 0.875)
+    s.min_scale = 0.08  # random-resized crop: area fraction in [min_scale, 1], aspect ratio in [3/4, 4/3]
+    s.flip = True  # train: horizontal flip with probability 1/2
+    s.ten_crop = False  # eval: 4 corners + centre and their mirrors, logits averaged (AlexNet/GoogLeNet)
+    s.train_split = "train"
+    s.eval_split = "validation"  # validated at every epoch end; "" = none (validation_size is not used)
+    s.max_eval_examples = 0  # 0 = the whole eval split (fewer: quick runs)
+    s.stats = "auto"  # normalisation: "imagenet" (standard values), "sample" (500 training images), auto = by channels
+    s.synthetic_classes = 1000  # dataset="synthetic": labels drawn from this many classes
+    s.synthetic_examples = 12800  # dataset="synthetic": examples per epoch
+    s.record_ids_to = ""  # debug: append each step's example ids to <this path>.<process index>
+    return s
 
 
 def adam_cosine_recipe(model: str, dataset: str, num_epochs: int, learning_rate: float,
@@ -233,6 +267,37 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.schedule == "plateau" and not has_validation(config):
         raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")
     _validate_ensemble_members(config)
+    _validate_numerics(config)
+    _validate_stream(config)
+
+
+def _validate_stream(config: ml_collections.ConfigDict) -> None:
+    """input_pipeline and the `stream` group (configs older than them read the defaults)."""
+    pipeline = config.get("input_pipeline", "memory")
+    if pipeline not in ("memory", "stream"):
+        raise ConfigError(f"input_pipeline must be 'memory' or 'stream', got {pipeline!r}")
+    if pipeline == "memory" and config.dataset != "synthetic":
+        return
+    s = config.stream
+    for key in ("worker_count", "prefetch", "max_eval_examples"):
+        if s[key] < 0:
+            raise ConfigError(f"stream.{key} must be >= 0, got {s[key]}")
+    for key in ("crop_size", "synthetic_classes", "synthetic_examples"):
+        if s[key] <= 0:
+            raise ConfigError(f"stream.{key} must be positive, got {s[key]}")
+    if s.resize_size < s.crop_size:
+        raise ConfigError(f"stream.resize_size={s.resize_size} is smaller than stream.crop_size={s.crop_size}; "
+                          "the eval crop is cut from the resized image (e.g. 256 for 224)")
+    if not 0 < s.min_scale <= 1:
+        raise ConfigError(f"stream.min_scale must be in (0, 1], got {s.min_scale}")
+    if s.stats not in ("auto", "imagenet", "sample"):
+        raise ConfigError(f"stream.stats must be 'auto', 'imagenet' or 'sample', got {s.stats!r}")
+    if config.augment:
+        raise ConfigError(f"augment={config.augment!r} is the in-memory pipeline's; the streaming pipeline crops "
+                          "and flips on the host (stream.min_scale, stream.flip): set --config.augment=''")
+    for key in ("cv_folds", "bootstrap_seed", "train_sample_weights"):
+        if config[key] not in (0, -1, ""):
+            raise ConfigError(f"{key} needs the in-memory pipeline; use --config.input_pipeline=memory")
 
 
 def has_validation(config: ml_collections.ConfigDict) -> bool:
@@ -266,6 +331,32 @@ def _validate_ensemble_members(config: ml_collections.ConfigDict) -> None:
         if config.warmup_epochs >= config.num_epochs // config.num_cycles:
             raise ConfigError(f"warmup_epochs={config.warmup_epochs} must be shorter than a cycle "
                               f"({config.num_epochs // config.num_cycles} epochs)")
+
+
+def _validate_numerics(config: ml_collections.ConfigDict) -> None:
+    """The EMA and profiler keys."""
+    if not 0 <= config.ema_decay < 1:
+        raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {config.ema_decay}")
+    if config.ema_select_best and not config.ema_decay:
+        raise ConfigError("ema_select_best ranks checkpoints by the EMA weights: set ema_decay > 0 too")
+    if config.ema_select_best and not has_validation(config):
+        raise ConfigError("ema_select_best ranks checkpoints by validation top-1: set validation_size > 0")
+    parse_profile_steps(config.profile_steps)
+
+
+def parse_profile_steps(spec: str) -> tuple[int, int] | None:
+    """"START:STOP" -> (start, stop), the steps [start, stop) to trace; "" -> None; a one-line error otherwise."""
+    if not spec.strip():
+        return None
+    start, sep, stop = spec.partition(":")
+    try:
+        bounds = int(start), int(stop)
+    except ValueError:
+        bounds = None
+    if not sep or bounds is None or not 0 <= bounds[0] < bounds[1]:
+        raise ConfigError(f"profile_steps must look like 'START:STOP' with 0 <= START < STOP (steps [START, STOP)), "
+                          f"e.g. '10:15'; got {spec!r}")
+    return bounds
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:

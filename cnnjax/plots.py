@@ -47,7 +47,8 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], path: s
                          title: str = "") -> pathlib.Path:
     plt = pyplot()
     n = len(matrix)
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
+    side = min(1 + 0.6 * n, 16)  # 1000 ImageNet classes must not make a 600-inch (24 GB) canvas
+    fig, ax = plt.subplots(figsize=(side, side))
     ax.imshow(matrix, cmap="Blues")
     if n <= 30:
         ax.set_xticks(range(n), class_names, rotation=90)

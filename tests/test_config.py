@@ -21,7 +21,8 @@ def test_every_config_loads_and_documents_command_and_result(path):
         assert key in config
     doc = path.read_text().split('"""')[1]
     assert f"--config {path.relative_to(ROOT)}" in doc, "docstring must state the launch command"
-    assert re.search(r"Expected:.*\d+\.\d+ ?%", doc), "docstring must state the measured result"
+    # the measured result (or, for a paper config, the published one), possibly on the lines that follow
+    assert re.search(r"Expected:[\s\S]*?\d+\.\d+ ?%", doc), "docstring must state the expected result"
 
 
 def test_override_parses_to_the_key_type():

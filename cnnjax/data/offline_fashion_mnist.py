@@ -59,11 +59,12 @@ def read_split(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare(data_dir: str) -> None:
     """Writes the TFDS `fashion_mnist` dataset (array_record) under `data_dir` from the Debian files."""
-    import tensorflow_datasets as tfds
     from PIL import Image
     from tensorflow_datasets.image_classification import mnist
 
-    class OfflineFashionMNIST(mnist.FashionMNIST, skip_registration=True):
+    from cnnjax.data import tfds_writer
+
+    class OfflineFashionMNIST(tfds_writer.WritesWithoutTensorFlow, mnist.FashionMNIST, skip_registration=True):
         name = "fashion_mnist"
 
         def _split_generators(self, dl_manager):  # noqa: ARG002 - nothing to download
@@ -75,5 +76,4 @@ def prepare(data_dir: str) -> None:
                 # PIL images are encoded by TFDS without TensorFlow.
                 yield index, {"image": Image.fromarray(image[..., 0], mode="L"), "label": int(label)}
 
-    builder = OfflineFashionMNIST(data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    tfds_writer.write_prepared(OfflineFashionMNIST(data_dir=data_dir, file_format="array_record"))

@@ -6,7 +6,6 @@ images and int labels, so later runs start in a second instead of re-decoding 60
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 import socket
@@ -16,33 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnjax.data import offline_fashion_mnist
-from cnnjax.errors import CnnjaxError, first_line
-
-
-class DatasetUnavailableError(CnnjaxError, RuntimeError):
-    """The dataset is neither prepared locally nor obtainable here; the message says how to get it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    images: np.ndarray  # (N, H, W, C) uint8
-    labels: np.ndarray  # (N,) int32
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def take(self, index: np.ndarray) -> "Split":
-        return Split(self.images[index], self.labels[index])
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetMeta:
-    name: str
-    num_classes: int
-    class_names: tuple[str, ...]
-    image_shape: tuple[int, int, int]
-    splits: dict[str, int]
+from cnnjax.data import image_folder, offline_fashion_mnist
+from cnnjax.data.types import DatasetMeta, DatasetUnavailableError, Split  # noqa: F401 (re-exported)
+from cnnjax.errors import first_line
 
 
 def resolve_data_dir(data_dir: str = "") -> str:
@@ -81,6 +56,11 @@ def ensure_prepared(name: str, data_dir: str = "") -> str:
             f"fashion_mnist is not prepared in {data_dir} and {offline_fashion_mnist.offline_dir()} has no "
             "IDX files: install them with `apt-get install dataset-fashion-mnist` (Debian, as root), or "
             "run `make demo`, which does, or prepare it online with tfds (file_format='array_record').")
+    if name == "imagenet2012":  # TFDS' own builder needs TensorFlow and the manually downloaded tars
+        raise DatasetUnavailableError(
+            f"imagenet2012 is not prepared in {data_dir}: run `python -m cnnjax.data.prepare imagenet2012 "
+            f"--manual_dir DIR --data_dir {data_dir}` with DIR holding ILSVRC2012_img_train.tar and "
+            "ILSVRC2012_img_val.tar")
     _check_download_hosts(name, builder, data_dir)
     try:
         builder.download_and_prepare()
@@ -111,6 +91,11 @@ def _check_download_hosts(name: str, builder: Any, data_dir: str) -> None:
 
 
 def dataset_meta(name: str, data_dir: str = "") -> DatasetMeta:
+    """Classes, image shape ((None, None, C) for variable-size images) and split sizes of a TFDS dataset or
+    of a `folder:/path` of the user's images."""
+
+    if image_folder.is_folder(name):
+        return image_folder.dataset_meta(name)
     data_dir = ensure_prepared(name, data_dir)
     info = _builder(name, data_dir).info
     image_key, label_key = info.supervised_keys
@@ -122,9 +107,12 @@ def dataset_meta(name: str, data_dir: str = "") -> DatasetMeta:
 
 
 def load_split(name: str, split: str, data_dir: str = "") -> Split:
-    """All examples of a TFDS split as uint8 arrays, in TFDS' order."""
+    """All examples of a TFDS split (or of a `folder:/path` of same-size images) as uint8 arrays, in TFDS' order."""
     import tensorflow_datasets as tfds
 
+
+    if image_folder.is_folder(name):
+        return image_folder.load_split(name, split)
     data_dir = ensure_prepared(name, data_dir)
     builder = _builder(name, data_dir)
     if split not in builder.info.splits:

@@ -7,7 +7,7 @@ metrics need later.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import flax.linen as nn
 import jax
@@ -35,18 +35,50 @@ def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float,
 
 def predict_fn_for(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh):
     """jit(variables, data, index) -> logits of the uint8 examples `index` after `preprocess`, batch-sharded."""
-    out_sharding = NamedSharding(mesh, P(AXIS))
+    logits_of_images = _sharded_logits(model, preprocess, mesh)
 
     @jax.jit
     def logits_of(variables: Any, data: DeviceSplit, index: jax.Array) -> jax.Array:
-        images = jax.lax.with_sharding_constraint(preprocess(data.images[index]), out_sharding)
+        return logits_of_images(variables, data.images[index])
+
+    return logits_of
+
+
+def predict_images_fn(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh):
+    """jit(variables, images) -> logits of a batch-sharded uint8 batch (host-streamed input).
+
+    A (B, K, H, W, C) batch holds K crops per example (10-crop evaluation): their logits are averaged.
+    """
+    logits_of_images = _sharded_logits(model, preprocess, mesh)
+
+    @jax.jit
+    def logits_of(variables: Any, images: jax.Array) -> jax.Array:
+        if images.ndim == 4:
+            return logits_of_images(variables, images)
+        crops = logits_of_images(variables, images.reshape(-1, *images.shape[2:]))
+        return crops.reshape(images.shape[0], images.shape[1], -1).mean(1)
+
+    return logits_of
+
+
+def _sharded_logits(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh):
+    out_sharding = NamedSharding(mesh, P(AXIS))
+
+    def logits_of(variables: Any, images: jax.Array) -> jax.Array:
+        images = jax.lax.with_sharding_constraint(preprocess(images), out_sharding)
         return jax.lax.with_sharding_constraint(predict(model, variables, images), out_sharding)
 
     return logits_of
 
 
 def predict_logits(predict_fn, variables: Any, data: DeviceSplit, batch_size: int, mesh: Mesh) -> np.ndarray:
-    """(N, num_classes) float32 logits of every example of `data`, in order."""
+    """(N, num_classes) float32 logits of every example of `data`, in order.
+
+    `data` is a replicated `DeviceSplit`, or a host-streamed split (`cnnjax.data.stream`) that batches, pads and
+    masks itself and hands its batches to `logits_by_id`.
+    """
+    if not isinstance(data, DeviceSplit):
+        return data.predict_logits(predict_fn, variables, batch_size, mesh)
     num_examples = int(data.labels.shape[0])
     if batch_size % mesh.size:
         batch_size += mesh.size - batch_size % mesh.size  # keep batches divisible by the device count
@@ -57,6 +89,27 @@ def predict_logits(predict_fn, variables: Any, data: DeviceSplit, batch_size: in
     if logits.shape[0] != num_examples:
         raise EvaluationCountError(f"evaluated {logits.shape[0]} examples, the split has {num_examples}")
     return logits
+
+
+def logits_by_id(batches: Iterable[tuple[jax.Array, jax.Array, jax.Array]], num_examples: int) -> np.ndarray:
+    """(N, num_classes) logits in example order from padded global batches of (logits, example ids, mask).
+
+    Every process gets every batch (`_fetch`); masked rows (padding) are dropped, and each of the N examples
+    must occur exactly once among the rest, or an `EvaluationCountError` says how many were missed or repeated.
+    """
+    logits, ids = [], []
+    for batch_logits, batch_ids, batch_mask in batches:
+        mask = _fetch(batch_mask).astype(bool)
+        logits.append(_fetch(batch_logits)[mask])
+        ids.append(_fetch(batch_ids)[mask])
+    ids_all = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
+    counts = np.bincount(ids_all, minlength=num_examples) if ids_all.size else np.zeros(num_examples, np.int64)
+    if counts.size != num_examples or not (counts == 1).all():
+        raise EvaluationCountError(f"evaluated {ids_all.size} rows for a split of {num_examples}: "
+                                   f"{int((counts == 0).sum())} examples missed, {int((counts > 1).sum())} repeated")
+    out = np.empty((num_examples, logits[0].shape[1]), np.float32)
+    out[ids_all] = np.concatenate(logits)
+    return out
 
 
 def _fetch(logits: jax.Array) -> np.ndarray:

@@ -38,13 +38,16 @@ def abstract_variables(model: nn.Module, image_shape: tuple[int, ...], mesh: Mes
             for name in COLLECTIONS}
 
 
-def restore_variables(ckpt: Checkpointer, step: int, target: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(variables, meta) of `step`: only the `params`/`batch_stats` subtrees of its `state` item.
+def restore_variables(ckpt: Checkpointer, step: int, target: dict[str, Any],
+                      ema: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(variables, meta) of `step`: only the `params`/`batch_stats` subtrees of its `state` item, or with `ema`
+    those of its moving average (`state.ema`, saved by runs with ema_decay > 0).
 
     `target` is `abstract_variables(...)`. Raises `StepNotFoundError` if the step is (or goes) missing,
     and a one-line `CheckpointError` for damage or a model that does not match.
     """
-    state, meta = ckpt.restore(step, target, partial=True)
+    state, meta = ckpt.restore(step, {"ema": target} if ema else target, partial=True)
+    state = state["ema"] if ema else state
     return {name: state.get(name, {}) for name in COLLECTIONS}, meta
 
 

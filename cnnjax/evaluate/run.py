@@ -6,6 +6,7 @@ before it is restored, and chosen again if retention removed it meanwhile (a bou
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pathlib
@@ -17,6 +18,8 @@ import numpy as np
 from cnnjax import sharding
 from cnnjax.config import has_validation
 from cnnjax.data.splits import load_for_config
+from cnnjax.data.stream import inputs as stream_inputs
+from cnnjax.data.stream.inputs import uses_stream
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.errors import CnnjaxError
@@ -35,8 +38,12 @@ ATTEMPTS = 10
 def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int | None = None,
                      out: str | pathlib.Path | None = None, batch_size: int | None = None, *,
                      model: str | None = None, dataset: str | None = None,
-                     num_examples: int | None = None) -> dict[str, Any]:
+                     num_examples: int | None = None, ema: bool = False) -> dict[str, Any]:
     """Restores the best checkpoint (highest validation top-1) or `step`, evaluates every example of `split`.
+
+    With `ema`, the checkpoint's moving average of the weights is scored instead of the raw weights (a run
+    trained with ema_decay > 0; the checkpoint is the same one, ranked as the run ranked them: by the raw
+    weights' validation top-1 unless it set ema_select_best).
 
     Only `params`/`batch_stats` are read and only the data `split` and its normalisation need. A
     `cnnjax convert` output (or any `model=`) is scored by `evaluate.weights.evaluate_weights` with the
@@ -47,6 +54,8 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
         raise CnnjaxError(f"{workdir} is a training workdir: its model and dataset come from its run.json; "
                           "--model/--dataset are for `cnnjax convert` outputs, drop them")
     if model is not None or dataset is not None or is_converted(workdir):
+        if ema:
+            raise CnnjaxError(f"{workdir} is converted weights, which have no moving average: drop --ema")
         if step is not None:
             raise CnnjaxError(f"{workdir} is converted weights, which have no steps: drop --step")
         return evaluate_weights(workdir, model, dataset, split, out, batch_size, num_examples=num_examples)
@@ -54,27 +63,51 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
     if split == "validation" and not has_validation(config):
         raise CnnjaxError(f"{workdir} was trained with validation_size=0: it has no validation split; "
                           "use --split test or --split train")
+    if ema and not config.get("ema_decay", 0.0):
+        raise CnnjaxError(f"{workdir} was trained with ema_decay=0: it has no EMA weights; drop --ema")
     outputs = prepare_outputs(os.fspath(out), workdir) if out is not None else None
     with open_read_only(workdir) as ckpt:
         if step is not None:
             ckpt.require(step)  # fails before the data is loaded
-        meta_data, data, mean, std = load_split_for(config, split)
-        if num_examples:
-            data = data.take(np.arange(min(num_examples, len(data))))
         mesh = sharding.make_mesh(config.num_devices)
+        meta_data, data, predictor = _split_and_predictor(config, split, num_examples, mesh)
         net = experiment.build_model(config, meta_data.num_classes, meta_data.image_shape)
         target = abstract_variables(net, meta_data.image_shape, mesh)
-        step, variables, meta = _restore(ckpt, step, target)
-    dtype = experiment.DTYPES[config.dtype]
-    predict_fn = make_predict_fn(net, mean, std, mesh, dtype)
-    logits = predict_logits(predict_fn, variables, replicate(data, mesh), batch_size or config.eval_batch_size,
-                            mesh)
+        step, variables, meta = _restore(ckpt, step, target, ema)
+    device_data = data.device if isinstance(data, _InMemory) else data
+    logits = predict_logits(predictor(net), variables, device_data, batch_size or config.eval_batch_size, mesh)
     result = {"workdir": str(workdir), "model": config.model, "dataset": config.dataset, "split": split,
               "step": int(step), "epoch": meta.get("epoch"), **classification_metrics(logits, data.labels)}
+    if ema:
+        result["weights"] = "ema"
     if outputs is not None:
         write_outputs(outputs, result, logits, data.labels, meta_data,
-                      title=f"{config.model} on {config.dataset} {split} (step {step})")
+                      title=f"{config.model} on {config.dataset} {split} (step {step}{', EMA' if ema else ''})")
     return result
+
+
+def _split_and_predictor(config: ml_collections.ConfigDict, split: str, num_examples: int | None, mesh: Any):
+    """(dataset meta, the split as `predict_logits` takes it, model -> predict function), for the run's input
+    pipeline: the in-memory split on the devices, or the streamed one (read and cropped as validation did).
+    The split's `labels` are in example order (for a streamed split, once it has been evaluated)."""
+    dtype = experiment.DTYPES[config.dtype]
+    if uses_stream(config):
+        inputs = stream_inputs.build(config)
+        data = inputs.eval_split(split, num_examples)
+        return inputs.meta, data, lambda net: inputs.predict_fn(net, mesh, dtype)
+    meta_data, data, mean, std = load_split_for(config, split)
+    if num_examples:
+        data = data.take(np.arange(min(num_examples, len(data))))
+    return meta_data, _InMemory(replicate(data, mesh), data.labels), \
+        lambda net: make_predict_fn(net, mean, std, mesh, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class _InMemory:
+    """An in-memory split on the devices, with its labels on the host (as a streamed split has them)."""
+
+    device: Any
+    labels: np.ndarray
 
 
 def load_split_for(config: ml_collections.ConfigDict, split: str) -> tuple[DatasetMeta, Split, tuple[float, ...],
@@ -90,18 +123,19 @@ def load_split_for(config: ml_collections.ConfigDict, split: str) -> tuple[Datas
     return data.meta, data.split(split), data.mean, data.std
 
 
-def _restore(ckpt: Checkpointer, step: int | None, target: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """Restores the variables of `step`, or of the best step as it is at the moment of reading (chosen again
-    if rotated away)."""
+def _restore(ckpt: Checkpointer, step: int | None, target: Any,
+             ema: bool = False) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """Restores the variables (or their EMA) of `step`, or of the best step as it is at the moment of reading
+    (chosen again if rotated away)."""
     if step is not None:
-        return step, *restore_variables(ckpt, step, target)
+        return step, *restore_variables(ckpt, step, target, ema)
     for _ in range(ATTEMPTS):
         step = ckpt.best_step(skip_damaged=True)
         if step is None:
             raise CheckpointError(f"no checkpoint in {ckpt.directory} yet: train first, or wait for the run's "
                                   "first checkpoint")
         try:
-            return step, *restore_variables(ckpt, step, target)
+            return step, *restore_variables(ckpt, step, target, ema)
         except StepNotFoundError:
             log.info("step %d was rotated away by the training run while being read; choosing again", step)
     raise CheckpointError(f"the training run rotated away each of the last {ATTEMPTS} checkpoints chosen in "
@@ -112,7 +146,8 @@ def _restore(ckpt: Checkpointer, step: int | None, target: Any) -> tuple[int, di
 def format_table(result: dict[str, Any]) -> str:
     """A small Markdown table of an evaluation result."""
     rows = [("model", result["model"]), ("dataset / split", f"{result['dataset']} / {result['split']}"),
-            ("checkpoint step", result["step"]), ("examples", f"{result['num_examples']:,}"),
+            ("checkpoint step", f"{result['step']}{' (EMA weights)' if result.get('weights') == 'ema' else ''}"),
+            ("examples", f"{result['num_examples']:,}"),
             ("top-1", f"{100 * result['top1']:.2f}%"), ("top-5", f"{100 * result['top5']:.2f}%"),
             ("NLL", f"{result['nll']:.4f}")]
     width = max(len(k) for k, _ in rows)

@@ -24,7 +24,7 @@ from cnnjax import sharding
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import dataset_meta, load_split
 from cnnjax.errors import CnnjaxError
-from cnnjax.evaluate.exact import classification_metrics, predict_fn_for, predict_logits
+from cnnjax.evaluate.exact import classification_metrics, predict_fn_for, predict_images_fn, predict_logits
 from cnnjax.evaluate.outputs import prepare as prepare_outputs, write_outputs
 from cnnjax.evaluate.restore import abstract_variables, converted_tree, restore_converted
 from cnnjax.models import create_model, model_info
@@ -54,6 +54,27 @@ def preprocess(images: jax.Array, info: ModelInfo) -> jax.Array:
     return (x - jnp.asarray(info.mean)) / jnp.asarray(info.std)
 
 
+def _normalize(images: jax.Array, info: ModelInfo) -> jax.Array:
+    """Host-cropped uint8 images -> the model's input: channels, mean/std (the crop is already done)."""
+    x = images.astype(jnp.float32) / 255.0
+    if x.shape[-1] == 1 and info.input_shape[2] == 3:
+        x = jnp.repeat(x, 3, axis=-1)
+    return (x - jnp.asarray(info.mean)) / jnp.asarray(info.std)
+
+
+def _streamed_split(dataset: str, split: str, data_dir: str, info: ModelInfo, num_examples: int | None):
+    """`split` read, decoded and cut on the host as torchvision's evaluation transform does it (PIL: shorter
+    side bilinear to `resize_size`, centre crop), batch by batch, every example once."""
+    from cnnjax.data.records import open_source
+    from cnnjax.data.stream.feed import StreamSplit
+    from cnnjax.data.stream.loader import Crops, Workers
+
+    source = open_source(dataset, split, data_dir)
+    crops = Crops(crop_size=info.input_shape[0], resize_size=resize_size(info), ten_crop=False,
+                  channels=source.meta.image_shape[2] or 3)
+    return StreamSplit(source, min(len(source), num_examples or len(source)), crops, Workers())
+
+
 def evaluate_weights(path: str | pathlib.Path, model: str | None, dataset: str | None, split: str = "test",
                      out: str | pathlib.Path | None = None, batch_size: int | None = None, *,
                      num_examples: int | None = None, data_dir: str = "") -> dict[str, Any]:
@@ -72,11 +93,17 @@ def evaluate_weights(path: str | pathlib.Path, model: str | None, dataset: str |
     mesh = sharding.make_mesh(0)
     net, target = _model_for(saved, info, meta.num_classes, mesh, path)
     variables = restore_converted(path, target)
-    data = load_split(dataset, split, data_dir)
-    if num_examples:
-        data = data.take(np.arange(min(num_examples, len(data))))
-    logits = predict_logits(predict_fn_for(net, functools.partial(preprocess, info=info), mesh), variables, replicate(data, mesh),
-                            batch_size or DEFAULT_BATCH, mesh)
+    if None in meta.image_shape[:2]:  # images of varying sizes (ImageNet): decoded and cropped on the host
+        data = _streamed_split(dataset, split, data_dir, info, num_examples)
+        predict_fn = predict_images_fn(net, functools.partial(_normalize, info=info), mesh)
+        device_data = data
+    else:
+        data = load_split(dataset, split, data_dir)
+        if num_examples:
+            data = data.take(np.arange(min(num_examples, len(data))))
+        predict_fn = predict_fn_for(net, functools.partial(preprocess, info=info), mesh)
+        device_data = replicate(data, mesh)
+    logits = predict_logits(predict_fn, variables, device_data, batch_size or DEFAULT_BATCH, mesh)
     result = {"workdir": str(path), "model": model, "dataset": dataset, "split": split, "step": "converted",
               "epoch": None, "preprocessing": {"resize": resize_size(info), "crop": info.input_shape[0],
                                                "mean": list(info.mean), "std": list(info.std)},

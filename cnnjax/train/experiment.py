@@ -17,6 +17,7 @@ from jax.sharding import Mesh
 from cnnjax.config import ConfigError
 from cnnjax.data.splits import Datasets, load_for_config
 from cnnjax.data.pipeline import TrainBatches
+from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
 from cnnjax import sharding
 from cnnjax.train import optim
@@ -34,6 +35,7 @@ class Experiment:
     batches: TrainBatches
     schedule: optim.Schedule
     tx: optax.GradientTransformation
+    inputs: stream_inputs.StreamInputs | None = None  # host-streamed or synthetic batches (not `data`)
 
     @property
     def total_steps(self) -> int:
@@ -48,7 +50,8 @@ class Experiment:
         return optim.is_cycle_end(self.config, step, self.batches.steps_per_epoch)
 
     def init_state(self) -> TrainState:
-        state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed)
+        state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed,
+                                   ema=self.config.get("ema_decay", 0.0) > 0)
         return sharding.replicate_tree(state, self.mesh)
 
 
@@ -66,12 +69,15 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape
 
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
-    data = load_for_config(config)  # evaluate.run.load_split_for re-derives validation/test and statistics
+    inputs = stream_inputs.build(config) if stream_inputs.uses_stream(config) else None
+    # evaluate.run.load_split_for re-derives validation/test and statistics
+    data = load_for_config(config) if inputs is None else inputs.datasets()
+    num_train = len(data.train) if inputs is None else inputs.num_train
     mesh = sharding.make_mesh(config.num_devices)
     sharding.check_batch_size(config.batch_size, mesh)
-    if config.batch_size > len(data.train):
-        raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.train)} training examples")
-    batches = TrainBatches(len(data.train), config.batch_size, config.seed, config.augment)
+    if config.batch_size > num_train:
+        raise ConfigError(f"batch_size={config.batch_size} exceeds the {num_train} training examples")
+    batches = TrainBatches(num_train, config.batch_size, config.seed, config.augment)
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
-    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule))
+    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs)

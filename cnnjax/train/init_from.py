@@ -29,7 +29,7 @@ from cnnjax.errors import first_line
 from cnnjax.evaluate.restore import COLLECTIONS, abstract_variables, converted_tree, is_converted, restore_variables
 from cnnjax.train import experiment, run_info
 from cnnjax.train.checkpoint import CheckpointError, open_read_only
-from cnnjax.train.state import TrainState
+from cnnjax.train.state import EmaTrainState, TrainState, with_ema
 
 log = logging.getLogger("cnnjax")
 
@@ -125,6 +125,8 @@ def apply(state: TrainState, exp: experiment.Experiment, path: str) -> tuple[Tra
                               f"(was it made for another model?); {len(report.unused)} source variables unused")
     params = merged["params"]
     state = state.replace(params=params, batch_stats=merged["batch_stats"], opt_state=exp.tx.init(params))
+    if isinstance(state, EmaTrainState):  # the average starts at the loaded weights, not the discarded fresh ones
+        state = with_ema(state)
     return sharding.replicate_tree(state, exp.mesh), report
 
 

@@ -32,8 +32,9 @@ from cnnjax.data.pipeline import DeviceSplit, normalize, replicate
 from cnnjax.errors import NonFiniteLossError
 from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
 from cnnjax.metrics_log import MetricsWriter, read_metrics
-from cnnjax.train import experiment, init_from, parallel, run_info, workdir_lock
-from cnnjax.train.checkpoint import BEST_METRIC, SNAPSHOT, Checkpointer
+from cnnjax.train import ema, experiment, init_from, parallel, run_info, workdir_lock
+from cnnjax.train.checkpoint import SNAPSHOT, Checkpointer
+from cnnjax.train.profiling import StepProfiler
 from cnnjax.train.signals import StopFlag, stop_flag
 from cnnjax.train.state import TrainState
 from cnnjax.train.step import StepConfig, train_step
@@ -59,7 +60,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         exp = experiment.build(config)
         with Checkpointer(workdir, config.keep_checkpoints) as ckpt:
             state, start = _initial_state(config, workdir, exp, ckpt)
-            programs = _compile(exp, state, start)
+            programs = _compile(exp, state, start, ckpt.meta(start) if start else None)
             trainer = _Trainer(config, workdir, exp, ckpt, start)
             try:
                 with stop_flag() as stop:
@@ -67,6 +68,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 ckpt.wait()
             finally:
                 trainer.close()
+                programs.close()  # the streaming pipeline's worker processes
         if jax.process_index() == 0 and not stop.stop:
             plots.training_curves(read_metrics(workdir), workdir / "plots")
     return RunResult(state, step, stop.stop, trainer.validation, stop.signal)
@@ -102,9 +104,12 @@ class _Programs:
     val_data: DeviceSplit | None
     val_labels: np.ndarray | None
     predict: Callable[..., jax.Array]
+    checkpoint_meta: Callable[[], dict] = dict  # the input pipeline's position (stream), saved with each step
+    close: Callable[[], None] = lambda: None
 
 
-def _compile(exp: experiment.Experiment, state: TrainState, start: int) -> _Programs:
+def _compile(exp: experiment.Experiment, state: TrainState, start: int,
+             resume_meta: dict | None = None) -> _Programs:
     config, data = exp.config, exp.data
 
     def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array):
@@ -112,7 +117,9 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int) -> _Prog
         return normalize(images, data.mean, data.std, exp.dtype), labels
 
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
-                                cfg=StepConfig(config.label_smoothing, config.aux_loss_weight, config.bn_sync))
+                                cfg=StepConfig.from_config(config))
+    if exp.inputs is not None:  # host-streamed or synthetic batches (cnnjax.data.stream): the same step
+        return _Programs(**exp.inputs.programs(exp, step_fn, state, start, resume_meta))
     train_data = replicate(data.train, exp.mesh)
     t0 = time.perf_counter()
     epoch_order = jax.jit(exp.batches.order, out_shardings=NamedSharding(exp.mesh, P()))
@@ -135,20 +142,23 @@ def _run_steps(trainer: "_Trainer", programs: _Programs, state: TrainState, star
     while step < total:
         if step % spe == 0 or order is None:
             order = programs.epoch_order(trainer.exp.batches.epoch_of(step))
+        trainer.profiler.before_step(step)
         state, metrics = programs.train_step(state, programs.train_data, order)
+        trainer.profiler.after_step(step, metrics)
         in_flight.push(metrics)
         trainer.interval.metrics.append(metrics)
         step += 1
         trainer.bar.update(1)
         epoch_end = step % spe == 0
         periodic = config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
-        if step % config.log_every_steps == 0 or epoch_end or periodic or stop.stop:
+        stopping = stop.check(step)  # the same answer in every process of a job
+        if step % config.log_every_steps == 0 or epoch_end or periodic or stopping:
             trainer.flush(step, state)
         if epoch_end:
             state = trainer.validate(step, state, programs)
-        if epoch_end or periodic or stop.stop:
-            trainer.save(step, state, epoch_end)
-        if stop.stop:
+        if epoch_end or periodic or stopping:
+            trainer.save(step, state, epoch_end, programs.checkpoint_meta())
+        if stopping:
             log.warning("%s: saved step %d, stopping", stop.signal.name, step)
             break
     return state, step
@@ -186,6 +196,7 @@ class _Trainer:
                         unit="step", dynamic_ncols=True, mininterval=1.0)
         self.interval = _Interval()
         self.validation: dict[str, float] | None = None
+        self.profiler = StepProfiler(config.get("profile_steps", ""), workdir)
 
     def flush(self, step: int, state: TrainState) -> None:
         """Writes the interval's training metrics; stops the run on a non-finite loss or a failed save."""
@@ -208,10 +219,14 @@ class _Trainer:
         """Exact validation at an epoch end; the plateau schedule reads it. Returns the (updated) state."""
         if programs.val_data is None:
             return state
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
-        logits = predict_logits(programs.predict, variables, programs.val_data, self.config.eval_batch_size,
-                                self.exp.mesh)
-        self.validation = validation = classification_metrics(logits, programs.val_labels)
+
+        def score(variables: dict) -> dict[str, float]:
+            logits = predict_logits(programs.predict, variables, programs.val_data, self.config.eval_batch_size,
+                                    self.exp.mesh)
+            return classification_metrics(logits, programs.val_labels)
+
+        validation = score({"params": state.params, "batch_stats": state.batch_stats})
+        self.validation = validation = ema.add_ema_metrics(validation, state, score)  # ema_top1, ... if EMA on
         self.writer.write(step, step / self.spe, "validation", validation)
         if self.config.schedule == "plateau":
             state = state.replace(plateau=state.plateau.update(
@@ -219,18 +234,21 @@ class _Trainer:
                 self.config.plateau_min_delta))
         self.bar.write(f"epoch {step // self.spe}/{self.config.num_epochs}: validation top1 "
                        f"{validation['top1']:.4f} loss {validation['loss']:.4f} "
-                       f"({validation['num_examples']} examples)")
+                       f"({validation['num_examples']} examples)"
+                       + (f", EMA top1 {validation['ema_top1']:.4f}" if "ema_top1" in validation else ""))
         return state
 
-    def save(self, step: int, state: TrainState, epoch_end: bool) -> None:
+    def save(self, step: int, state: TrainState, epoch_end: bool, extra_meta: dict | None = None) -> None:
         """Checkpoints `step`; only an epoch end carries validation metrics (what retention ranks by) and may be
         a cyclic_cosine snapshot (which retention keeps)."""
         validation = self.validation if epoch_end else None
-        meta = {"step": step, "epoch": step / self.spe, BEST_METRIC: validation["top1"] if validation else None,
+        meta = {"step": step, "epoch": step / self.spe,
+                **ema.checkpoint_scores(validation, self.config.get("ema_select_best", False)),
                 "validation": validation, SNAPSHOT: epoch_end and self.exp.is_snapshot(step)}
-        self.ckpt.save(step, state, meta)
+        self.ckpt.save(step, state, {**meta, **(extra_meta or {})})
 
     def close(self) -> None:
+        self.profiler.stop()  # a run stopped inside the profiled window still writes its trace
         self.bar.close()
         self.writer.close()
 

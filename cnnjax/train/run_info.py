@@ -22,7 +22,8 @@ from cnnjax.config import ConfigError, base_config
 # keys (cv_folds, cv_fold, bootstrap_seed, train_sample_weights, num_cycles): they change what a run trains on.
 RESUMABLE_KEYS = frozenset({"num_epochs", "log_every_steps", "progress_bar", "keep_checkpoints",
                             "checkpoint_every_steps", "eval_batch_size", "data_dir", "num_devices",
-                            "init_from"})  # init_from only shapes step 0; a resumed run ignores it
+                            "init_from",  # init_from only shapes step 0; a resumed run ignores it
+                            "profile_steps"})  # observes steps; not the EMA keys: they change the saved state
 PACKAGES = ("cnnjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
 
 

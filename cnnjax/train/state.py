@@ -3,6 +3,7 @@ a complete description of a run at a step (resume = restore it and continue)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.struct
@@ -42,15 +43,35 @@ class TrainState:
     plateau: PlateauState
 
 
+@flax.struct.dataclass
+class EmaTrainState(TrainState):
+    """A `TrainState` that also carries an exponential moving average of the weights (config.ema_decay > 0).
+
+    A subclass rather than an optional field, so that a run without EMA saves exactly the checkpoint layout
+    it always did (and older workdirs still restore into it). `ema` is {"params", "batch_stats"}, float32
+    like the weights it averages; see `cnnjax.train.ema`.
+    """
+
+    ema: Any = None
+
+
+def with_ema(state: TrainState) -> EmaTrainState:
+    """`state` with its EMA (re)started at its current weights: at init, and after init_from loads new ones."""
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(TrainState)}
+    ema = jax.tree.map(jnp.copy, {"params": state.params, "batch_stats": state.batch_stats})
+    return EmaTrainState(**fields, ema=ema)
+
+
 def create_train_state(model, tx: optax.GradientTransformation, input_shape: tuple[int, ...],
-                       seed: int) -> TrainState:
-    """Initialises parameters from `seed` (same on every host) and the optimizer state."""
+                       seed: int, ema: bool = False) -> TrainState:
+    """Initialises parameters from `seed` (same on every host) and the optimizer state (and the EMA if `ema`)."""
     init_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(seed), 3)
     # Op by op on purpose: compiling this once-run program with XLA's backend optimisation off would be
     # faster, but on XLA:CPU it gave run-to-run different initial values (seen in the 1-vs-4-device test).
     variables = model.init({"params": init_key, "dropout": dropout_key}, jnp.zeros((1, *input_shape)),
                            train=False)
     params = variables["params"]
-    return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
-                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params), rng=rng,
-                      plateau=PlateauState.create())
+    state = TrainState(step=jnp.asarray(0, jnp.int32), params=params,
+                       batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params), rng=rng,
+                       plateau=PlateauState.create())
+    return with_ema(state) if ema else state

@@ -12,11 +12,14 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from cnnjax.sharding import AXIS
+from cnnjax.train import ema
 from cnnjax.train.optim import Schedule, scale_updates
 from cnnjax.train.state import TrainState
+
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
     """Per-example softmax cross-entropy in at least float32 (bf16/f16 logits are promoted, f64 kept),
@@ -33,6 +36,14 @@ class StepConfig:
     label_smoothing: float = 0.0
     aux_loss_weight: float = 0.3
     bn_sync: bool = True
+    ema_decay: float = 0.0  # > 0: the state is an `EmaTrainState` and its EMA is updated every step
+    ema_warmup: bool = True
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> "StepConfig":
+        """The step's settings of a run config (keys added later read as off when absent)."""
+        return cls(config.label_smoothing, config.aux_loss_weight, config.bn_sync,
+                   config.get("ema_decay", 0.0), config.get("ema_warmup", True))
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model: nn.Module,
@@ -41,7 +52,9 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
     """One SGD step on this device's batch; collectives over `axis_name` (None = single device).
 
     A non-finite loss leaves the state unchanged and is reported in `metrics["nonfinite"]`, so the last
-    good state is what gets checkpointed when the loop stops the run.
+    good state is what gets checkpointed when the loop stops the run. Parameters, optimizer state, BatchNorm
+    statistics and the EMA stay float32 under a bfloat16 compute dtype: only the model's activations are
+    narrow, the loss is promoted to float32 and gradients take the dtype of the float32 parameters.
     """
     rng = jax.random.fold_in(state.rng, state.step)
     if axis_name is not None:  # different dropout masks on each device
@@ -65,8 +78,11 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
             batch_stats = jax.lax.pmean(batch_stats, axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = scale_updates(updates, state.plateau.scale)
-    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=batch_stats, opt_state=opt_state)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+    if cfg.ema_decay > 0:
+        decay = ema.decay_at(state.step, cfg.ema_decay, cfg.ema_warmup)
+        new_state = new_state.replace(ema=ema.update(state.ema, params, batch_stats, decay))
     finite = jnp.isfinite(metrics["loss"])
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
     metrics["nonfinite"] = (~finite).astype(jnp.int32)

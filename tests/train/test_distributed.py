@@ -146,3 +146,70 @@ def test_incomplete_launch_flags_are_one_line_errors(tmp_path, flags, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+def _start(workdir, tmp_path, address: str, extra: list[str], tag: str) -> list[subprocess.Popen]:
+    procs = []
+    for i in range(2):
+        log = open(tmp_path / f"{tag}_{i}.log", "w")
+        procs.append(subprocess.Popen(
+            _train_cmd(workdir, *extra, "--distributed", "--coordinator_address", address, "--num_processes", "2",
+                       "--process_id", str(i)), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(1),
+            start_new_session=True))
+    return procs
+
+
+def _wait_all(procs: list[subprocess.Popen], tmp_path, tag: str) -> list[int]:
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    logs = "\n".join(f"--- {tag} process {i}:\n{(tmp_path / f'{tag}_{i}.log').read_text()[-2500:]}"
+                     for i in range(len(procs)))
+    return [p.returncode for p in procs], logs
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_multi_process_job_saves_one_agreed_step_and_a_restart_resumes(tmp_path):
+    """SLURM preempts by sending SIGTERM to every task, not at the same instant. The processes must stop
+    after the same step (JAX's preemption sync), save it once, exit 143, and a restart must end where an
+    uninterrupted run ends (bit-identical on 2 devices, see above)."""
+    longer = ["--config.num_epochs=10", "--config.log_every_steps=5"]  # 200 steps
+    workdir, reference = tmp_path / "preempted", tmp_path / "reference"
+    procs = _start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", longer, "first")
+    deadline = time.monotonic() + TIMEOUT_S
+    while not any(r.get("step", 0) >= 20 for r in _records(workdir)) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.05)
+    procs[0].send_signal(15)  # the notices of a scheduler reach the hosts apart: here by a second, many steps
+    time.sleep(1.0)
+    procs[1].send_signal(15)
+    codes, logs = _wait_all(procs, tmp_path, "first")
+    assert codes == [143, 143], logs
+    from cnnjax.train.checkpoint import Checkpointer
+
+    with Checkpointer(workdir, read_only=True) as ckpt:
+        stopped = ckpt.latest_step()
+    assert 20 <= stopped < 200 and stopped % 20, (stopped, logs)  # mid-epoch: the preemption save
+    procs = _start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", longer, "resumed")
+    codes, logs = _wait_all(procs, tmp_path, "resumed")
+    assert codes == [0, 0], logs
+    assert f"resumed from step {stopped}" in logs
+    single = subprocess.run(_train_cmd(reference, *longer), capture_output=True, text=True, timeout=TIMEOUT_S,
+                            cwd=ROOT, env=_env(2))
+    assert single.returncode == 0, single.stderr[-3000:]
+    final = [r for r in metric_records(workdir) if r["split"] == "validation"][-1]
+    assert final == [r for r in metric_records(reference) if r["split"] == "validation"][-1]
+
+
+def _records(workdir) -> list[dict]:
+    try:
+        return metric_records(workdir)
+    except (OSError, ValueError):
+        return []
