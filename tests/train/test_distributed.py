@@ -47,37 +47,44 @@ def _train_cmd(workdir, *extra) -> list[str]:
     return [sys.executable, str(ROOT / "train.py"), "--config", CONFIG, "--workdir", str(workdir), *SMALL, *extra]
 
 
-def _run_distributed(workdir, tmp_path, num_processes: int = 2) -> None:
-    """Runs the job's processes to the end; all exit 0 within `TIMEOUT_S`, or the test fails (all killed)."""
-    address = f"127.0.0.1:{_free_port()}"
-    procs, logs = [], []
-    try:
-        for i in range(num_processes):
-            log = open(tmp_path / f"process_{i}.log", "w+")
-            logs.append(log)
+def _run_distributed(workdir, tmp_path) -> None:
+    """Runs the job's 2 processes to the end; both exit 0 within `TIMEOUT_S`, or the test fails (all killed)."""
+    codes, logs = _wait_all(_start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", [], "process"), tmp_path,
+                            "process")
+    if codes != [0, 0]:
+        pytest.fail(f"the 2-process run failed or did not finish within {TIMEOUT_S} s (exit codes {codes}; -9: "
+                    f"killed when the other failed or at the deadline):\n{logs}")
+
+
+def _start(workdir, tmp_path, address: str, extra: list[str], tag: str) -> list[subprocess.Popen]:
+    """The 2 processes of a job on loopback, one CPU device each; output in `<tag>_<i>.log`."""
+    procs = []
+    for i in range(2):
+        with open(tmp_path / f"{tag}_{i}.log", "w") as log:
             procs.append(subprocess.Popen(
-                _train_cmd(workdir, "--distributed", "--coordinator_address", address,
-                           "--num_processes", str(num_processes), "--process_id", str(i)),
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(1), start_new_session=True))
-        deadline = time.monotonic() + TIMEOUT_S
-        while any(p.poll() is None for p in procs):
-            failed = [p for p in procs if p.returncode not in (None, 0)]
-            if failed or time.monotonic() > deadline:
-                break  # one process failing leaves the other waiting for it in a collective: stop both
+                _train_cmd(workdir, *extra, "--distributed", "--coordinator_address", address, "--num_processes",
+                           "2", "--process_id", str(i)), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                env=_env(1), start_new_session=True))
+    return procs
+
+
+def _wait_all(procs: list[subprocess.Popen], tmp_path, tag: str) -> tuple[list[int], str]:
+    """Exit codes and logs once all have ended. One process failing leaves the other waiting for it in a
+    collective, so a failure (other than a stop signal's 143) or the deadline kills the rest (-9)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if any(p.returncode not in (None, 0, 143) for p in procs):
+                break
             time.sleep(0.2)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    outputs = []
-    for i, log in enumerate(logs):
-        log.seek(0)
-        outputs.append(f"--- process {i} (exit {procs[i].returncode}):\n{log.read()[-3000:]}")
-        log.close()
-    if any(p.returncode != 0 for p in procs):
-        pytest.fail(f"the 2-process run failed or did not finish within {TIMEOUT_S} s (processes still running "
-                    "then were killed: exit -9):\n" + "\n".join(outputs))
+    logs = "\n".join(f"--- {tag} process {i} (exit {p.returncode}):\n"
+                     f"{(tmp_path / f'{tag}_{i}.log').read_text()[-2500:]}" for i, p in enumerate(procs))
+    return [p.returncode for p in procs], logs
 
 
 def _restore(workdir, step):
@@ -146,32 +153,6 @@ def test_incomplete_launch_flags_are_one_line_errors(tmp_path, flags, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr[-2000:]
     assert not (tmp_path / "run").exists()
-
-
-def _start(workdir, tmp_path, address: str, extra: list[str], tag: str) -> list[subprocess.Popen]:
-    procs = []
-    for i in range(2):
-        log = open(tmp_path / f"{tag}_{i}.log", "w")
-        procs.append(subprocess.Popen(
-            _train_cmd(workdir, *extra, "--distributed", "--coordinator_address", address, "--num_processes", "2",
-                       "--process_id", str(i)), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(1),
-            start_new_session=True))
-    return procs
-
-
-def _wait_all(procs: list[subprocess.Popen], tmp_path, tag: str) -> list[int]:
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    logs = "\n".join(f"--- {tag} process {i}:\n{(tmp_path / f'{tag}_{i}.log').read_text()[-2500:]}"
-                     for i in range(len(procs)))
-    return [p.returncode for p in procs], logs
 
 
 @pytest.mark.slow
