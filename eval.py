@@ -8,7 +8,7 @@ or an ensemble of checkpoints:   python eval.py --members runs/a runs/b 'runs/se
 
 import sys
 
-from cnnjax.cli_support import ArgumentParser, UsageError, main_guard, nonempty_path, positive_int
+from cnnjax.cli_support import ArgumentParser, UsageError, add_launch_arguments, main_guard, nonempty_path, positive_int
 
 
 def main(argv: list[str]) -> int:
@@ -26,6 +26,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None, help="converted weights (cnnjax convert --out): the registry model")
     parser.add_argument("--dataset", default=None, help="converted weights: the TFDS dataset to score them on")
     parser.add_argument("--num_examples", type=positive_int, default=None, help="score only the first N examples")
+    add_launch_arguments(parser)  # a multi-host evaluation: every process scores its share of each batch
     parser.add_argument("--ema", action="store_true", help="--workdir: score the checkpoint's moving average of the "
                                                            "weights (a run trained with ema_decay > 0)")
     ensemble = parser.add_argument_group("ensembles (--members)")
@@ -44,16 +45,22 @@ def main(argv: list[str]) -> int:
                           help="vmap members of one architecture (batched kernels) instead of running them in turn "
                                "in one program; slower on CPU (benchmarks/ensemble_inference.py)")
     args = parser.parse_args(argv)
+    from cnnjax.train.runtime import check_launch, initialize
 
+    check_launch(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
+    initialize(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
     if args.members is not None:
         return _ensemble(args)
     from cnnjax.evaluate.run import evaluate_workdir, format_table
 
     result = evaluate_workdir(args.workdir, args.split or "test", args.step, args.out, args.batch_size, model=args.model,
                               dataset=args.dataset, num_examples=args.num_examples, ema=args.ema)
-    print(format_table(result))
-    if args.out:
-        print(f"written: {args.out}, {result['confusion_png']}, {result['logits_npy']}")
+    import jax
+
+    if jax.process_index() == 0:  # process 0 of a multi-process evaluation reports
+        print(format_table(result))
+        if args.out:
+            print(f"written: {args.out}, {result['confusion_png']}, {result['logits_npy']}")
     return 0
 
 
@@ -75,8 +82,9 @@ def _ensemble(args) -> int:
                                batch_size=args.batch_size, folds=args.folds, seed=args.seed,
                                temperature_scaling=args.temperature_scaling, stack_model=args.stack_model,
                                use_cache=not args.no_cache, vectorize_members=args.vmap_members)
-    print(format_summary(result))
-    print(f"written: {', '.join(result['files'])}")
+    if result["files"]:  # process 0 of a multi-process evaluation writes and reports
+        print(format_summary(result))
+        print(f"written: {', '.join(result['files'])}")
     return 0
 
 

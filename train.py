@@ -9,7 +9,7 @@ import shlex
 import signal
 import sys
 
-from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, positive_int, show_config
+from cnnjax.cli_support import ArgumentParser, add_launch_arguments, main_guard, nonempty_path, positive_int, show_config
 
 
 def main(argv: list[str]) -> int:
@@ -17,12 +17,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", required=True, help="config file with get_config()")
     parser.add_argument("--workdir", required=True, type=nonempty_path, help="checkpoints, metrics and plots go here")
     parser.add_argument("--show_config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
-    parser.add_argument("--coordinator_address", metavar="HOST:PORT",
-                        help="with --distributed: process 0's address (else detected from the cluster environment)")
-    parser.add_argument("--num_processes", type=positive_int, metavar="N",
-                        help="with --distributed: how many processes the job has")
-    parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process's id, 0..N-1")
+    add_launch_arguments(parser)
     parser.add_argument("--seeds", type=positive_int, metavar="N",
                         help="train N ensemble members into <workdir>/seed0 .. seed<N-1>, one after another")
     parser.add_argument("--seed_index", type=int, metavar="K",

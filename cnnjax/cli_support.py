@@ -50,6 +50,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """--distributed and the explicit multi-process launch flags (train.py and eval.py share them)."""
+    parser.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
+    parser.add_argument("--coordinator_address", metavar="HOST:PORT",
+                        help="with --distributed: process 0's address (else detected from the cluster environment)")
+    parser.add_argument("--num_processes", type=positive_int, metavar="N",
+                        help="with --distributed: how many processes the job has")
+    parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process's id, 0..N-1")
+
+
 def main_guard(main: Callable[[list[str]], int], argv: Sequence[str],
                on_interrupt: str = "interrupted (SIGINT); stopped") -> int:
     """Runs `main(argv)`; `on_interrupt` is the line printed when Ctrl-C interrupts it."""

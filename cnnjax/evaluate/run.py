@@ -12,6 +12,7 @@ import os
 import pathlib
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -80,7 +81,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
               "step": int(step), "epoch": meta.get("epoch"), **classification_metrics(logits, data.labels)}
     if ema:
         result["weights"] = "ema"
-    if outputs is not None:
+    if outputs is not None and jax.process_index() == 0:  # the processes computed the same; one writes
         write_outputs(outputs, result, logits, data.labels, meta_data,
                       title=f"{config.model} on {config.dataset} {split} (step {step}{', EMA' if ema else ''})")
     return result

@@ -108,7 +108,7 @@ def evaluate_weights(path: str | pathlib.Path, model: str | None, dataset: str |
               "epoch": None, "preprocessing": {"resize": resize_size(info), "crop": info.input_shape[0],
                                                "mean": list(info.mean), "std": list(info.std)},
               **classification_metrics(logits, data.labels)}
-    if outputs is not None:
+    if outputs is not None and jax.process_index() == 0:  # the processes computed the same; one writes
         write_outputs(outputs, result, logits, data.labels, meta, title=f"{model} (converted) on {dataset} {split}")
     return result
 

@@ -23,7 +23,9 @@ from cnnjax.config import ConfigError, base_config
 RESUMABLE_KEYS = frozenset({"num_epochs", "log_every_steps", "progress_bar", "keep_checkpoints",
                             "checkpoint_every_steps", "eval_batch_size", "data_dir", "num_devices",
                             "init_from",  # init_from only shapes step 0; a resumed run ignores it
-                            "profile_steps"})  # observes steps; not the EMA keys: they change the saved state
+                            "profile_steps",  # observes steps; not the EMA keys: they change the saved state
+                            # the streaming pipeline's worker processes: the batches do not depend on them
+                            "stream.worker_count", "stream.prefetch", "stream.record_ids_to"})
 PACKAGES = ("cnnjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
 
 
@@ -57,13 +59,24 @@ def _jsonable(value: Any) -> Any:
 
 
 def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict, path: pathlib.Path) -> None:
-    new = _jsonable(config.to_dict())
-    old = with_defaults(saved["config"])
+    new = _flat(_jsonable(config.to_dict()))
+    old = _flat(with_defaults(saved["config"]))
     differing = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
     if differing:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differing[:4])
         raise ConfigError(f"{path.parent} holds a run with another config ({details}); resume with the "
                           f"same config or use a new --workdir")
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested groups as dotted keys (`stream.worker_count`, `model_overrides.act`), compared one by one."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:

@@ -56,14 +56,16 @@ def _run_distributed(workdir, tmp_path) -> None:
                     f"killed when the other failed or at the deadline):\n{logs}")
 
 
-def _start(workdir, tmp_path, address: str, extra: list[str], tag: str) -> list[subprocess.Popen]:
-    """The 2 processes of a job on loopback, one CPU device each; output in `<tag>_<i>.log`."""
+def _start(workdir, tmp_path, address: str, extra: list[str], tag: str,
+           command: list[str] | None = None) -> list[subprocess.Popen]:
+    """The 2 processes of a job on loopback, one CPU device each (train.py on `workdir`, or `command`); output
+    in `<tag>_<i>.log`."""
     procs = []
     for i in range(2):
         with open(tmp_path / f"{tag}_{i}.log", "w") as log:
             procs.append(subprocess.Popen(
-                _train_cmd(workdir, *extra, "--distributed", "--coordinator_address", address, "--num_processes",
-                           "2", "--process_id", str(i)), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                [*(command or _train_cmd(workdir)), *extra, "--distributed", "--coordinator_address", address,
+                 "--num_processes", "2", "--process_id", str(i)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                 env=_env(1), start_new_session=True))
     return procs
 
@@ -187,6 +189,29 @@ def test_sigterm_to_a_multi_process_job_saves_one_agreed_step_and_a_restart_resu
     assert single.returncode == 0, single.stderr[-3000:]
     final = [r for r in metric_records(workdir) if r["split"] == "validation"][-1]
     assert final == [r for r in metric_records(reference) if r["split"] == "validation"][-1]
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_a_workdir_like_one(tmp_path):
+    """eval.py --distributed: each process scores its share of every batch, process 0 writes the result,
+    which equals a single-process evaluation bit for bit (inference has no cross-device arithmetic)."""
+    workdir = tmp_path / "run"
+    trained = subprocess.run(_train_cmd(workdir), capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT,
+                             env=_env(1))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    evaluate = [sys.executable, str(ROOT / "eval.py"), "--workdir", str(workdir), "--split", "test"]
+    single = subprocess.run([*evaluate, "--out", str(tmp_path / "single.json")], capture_output=True, text=True,
+                            timeout=TIMEOUT_S, cwd=ROOT, env=_env(2))
+    assert single.returncode == 0, single.stderr[-3000:]
+    procs = _start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", ["--out", str(tmp_path / "multi.json")], "eval",
+                   command=evaluate)
+    codes, logs = _wait_all(procs, tmp_path, "eval")
+    assert codes == [0, 0], logs
+    assert logs.count("| top-1") == 1  # reported once, by process 0
+    got, want = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("multi", "single"))
+    assert got["num_examples"] == want["num_examples"] == 10_000
+    assert {k: got[k] for k in ("top1", "top5", "nll")} == {k: want[k] for k in ("top1", "top5", "nll")}
+    np.testing.assert_array_equal(np.load(tmp_path / "multi_logits.npy"), np.load(tmp_path / "single_logits.npy"))
 
 
 def _records(workdir) -> list[dict]:
