@@ -151,11 +151,16 @@ def _run_steps(trainer: "_Trainer", programs: _Programs, state: TrainState, star
         trainer.bar.update(1)
         epoch_end = step % spe == 0
         periodic = config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
-        stopping = stop.check(step)  # the same answer in every process of a job
-        if step % config.log_every_steps == 0 or epoch_end or periodic or stopping:
+        logged = step % config.log_every_steps == 0 or epoch_end or periodic
+        if logged:
             trainer.flush(step, state)
         if epoch_end:
             state = trainer.validate(step, state, programs)
+        # Asked after validation, so a signal during a long validation stops at this step; once a step, with
+        # the same answer in every process of a job.
+        stopping = stop.check(step)
+        if stopping and not logged:
+            trainer.flush(step, state)
         if epoch_end or periodic or stopping:
             trainer.save(step, state, epoch_end, programs.checkpoint_meta())
         if stopping:
