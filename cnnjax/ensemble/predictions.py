@@ -31,9 +31,12 @@ import numpy as np
 from cnnjax import sharding
 from cnnjax.config import has_validation
 from cnnjax.data.pipeline import replicate
+from cnnjax.data.stream import inputs as stream_inputs
+from cnnjax.data.stream.inputs import uses_stream
 from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.ensemble import inference
 from cnnjax.ensemble.members import Member, MemberError
+from cnnjax.evaluate.exact import predict_logits
 from cnnjax.evaluate.restore import abstract_variables, restore_variables
 from cnnjax.evaluate.run import load_split_for
 from cnnjax.train import experiment, run_info
@@ -56,6 +59,7 @@ class MemberData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     digests: dict[str, str]  # split -> digest of its images and labels
+    stream: Any = None  # the run's `StreamInputs` when it streamed its data (read from disk batch by batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +81,41 @@ def load_member_data(members: list[Member], split_names: tuple[str, ...]) -> lis
         if "validation" in split_names and not has_validation(config):
             raise MemberError(f"member {member.name} was trained with validation_size=0, so it has no validation "
                               "split to fit combiners on; use --fit_split train, or drop it")
-        key = json.dumps({k: config.get(k) for k in _DATA_KEYS}, sort_keys=True, default=str)
+        key = json.dumps({k: config.get(k) for k in (*_DATA_KEYS, "input_pipeline", "stream")}, sort_keys=True,
+                         default=str)
         if key not in loaded:
-            parts = {name: load_split_for(config, name) for name in split_names}
-            meta, _, mean, std = next(iter(parts.values()))
-            splits = {name: part[1] for name, part in parts.items()}
-            loaded[key] = meta, splits, mean, std, {name: _digest(s) for name, s in splits.items()}
-        meta, splits, mean, std, digests = loaded[key]
-        result.append(MemberData(member, config, meta, splits, mean, std, digests))
+            loaded[key] = _streamed_data(config, split_names) if uses_stream(config) else \
+                _in_memory_data(config, split_names)
+        result.append(MemberData(member, config, *loaded[key]))
     _check_agree(result)
     return result
+
+
+def _in_memory_data(config: ml_collections.ConfigDict, split_names: tuple[str, ...]) -> tuple:
+    parts = {name: load_split_for(config, name) for name in split_names}
+    meta, _, mean, std = next(iter(parts.values()))
+    splits = {name: part[1] for name, part in parts.items()}
+    return meta, splits, mean, std, {name: _digest(s) for name, s in splits.items()}
+
+
+def _streamed_data(config: ml_collections.ConfigDict, split_names: tuple[str, ...]) -> tuple:
+    """A streamed run's splits, read as its validation read them; digested (and labelled) in one pass over
+    the stored examples (encoded bytes: for ImageNet's validation split, 6.4 GB read once)."""
+    inputs = stream_inputs.build(config)
+    splits = {name: inputs.eval_split(name) for name in split_names}
+    return inputs.meta, splits, inputs.mean, inputs.std, {n: _stream_digest(s) for n, s in splits.items()}, inputs
+
+
+def _stream_digest(split: Any) -> str:
+    """Digest of a streamed split's stored examples and labels; fills `split.labels` on the way."""
+    h = hashlib.sha256()
+    for i in range(len(split)):
+        example = split.source[i]
+        image = example["image"]
+        h.update(image if isinstance(image, bytes) else np.ascontiguousarray(image).tobytes())
+        split.labels[i] = example["label"]
+    h.update(split.labels.astype(np.int64).tobytes())
+    return h.hexdigest()
 
 
 # Config keys that decide which examples a split holds and the statistics that normalise them.
@@ -132,8 +161,16 @@ def cache_key(data: MemberData, split: str) -> str:
     config = data.config
     fields = {"version": CACHE_VERSION, "checkpoint": hashlib.sha256(checksums).hexdigest(), "split": split,
               "data": data.digests[split], "mean": list(data.mean), "std": list(data.std), "dtype": config.dtype,
-              "model": config.model, "model_overrides": dict(config.model_overrides), "view": VIEW}
+              "model": config.model, "model_overrides": dict(config.model_overrides), "view": _view(data)}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _view(data: MemberData) -> str:
+    """The test-time view: the whole image, or a streamed run's evaluation crops."""
+    if data.stream is None:
+        return VIEW
+    crops = data.stream.crops
+    return f"resize{crops.resize_size}-crop{crops.crop_size}{'-10crop' if crops.ten_crop else ''}"
 
 
 def cache_path(data: MemberData, split: str, key: str) -> pathlib.Path:
@@ -183,11 +220,17 @@ def member_predictions(data: list[MemberData], split_names: tuple[str, ...], bat
     missing = sorted({i for (i, split) in keys if logits[split][i] is None})
     if missing:
         mesh = sharding.make_mesh()
-        device_splits = {split: replicate(data[0].splits[split], mesh) for split in split_names}
         batch = batch_size or max(d.config.eval_batch_size for d in data)
-        for group in _groups([data[i] for i in missing], missing, group_size):
-            computed = _infer_group([data[i] for i in group], device_splits, batch, mesh, vectorize)
-            for i, per_split in zip(group, computed):
+        streamed = [i for i in missing if data[i].stream is not None]
+        in_memory = [i for i in missing if data[i].stream is None]
+        device_splits = {split: replicate(data[in_memory[0]].splits[split], mesh) for split in split_names} \
+            if in_memory else {}
+        work = [([i], lambda i=i: [_infer_streamed(data[i], split_names, batch, mesh)]) for i in streamed]
+        work += [(group, lambda group=group: _infer_group([data[i] for i in group], device_splits, batch, mesh,
+                                                          vectorize))
+                 for group in _groups([data[i] for i in in_memory], in_memory, group_size)]
+        for group, infer in work:
+            for i, per_split in zip(group, infer()):
                 for split, values in per_split.items():
                     if logits[split][i] is None:
                         logits[split][i] = values
@@ -211,6 +254,16 @@ def _groups(data: list[MemberData], index: list[int], size: int) -> list[list[in
     for d, i in zip(data, index):
         by_arch.setdefault(architecture(d), []).append(i)
     return [ids[k:k + size] for ids in by_arch.values() for k in range(0, len(ids), max(1, size))]
+
+
+def _infer_streamed(data: MemberData, split_names: tuple[str, ...], batch_size: int, mesh) -> dict:
+    """A streamed member's logits: its splits read, cropped and scored batch by batch (every host its share)."""
+    net = experiment.build_model(data.config, data.meta.num_classes, data.meta.image_shape)
+    with open_read_only(data.member.workdir) as ckpt:
+        variables = restore_variables(ckpt, data.member.step, abstract_variables(net, data.meta.image_shape, mesh))[0]
+    predict_fn = data.stream.predict_fn(net, mesh, experiment.DTYPES[data.config.dtype])
+    return {split: predict_logits(predict_fn, variables, data.splits[split], batch_size, mesh)
+            for split in split_names}
 
 
 def _infer_group(group: list[MemberData], device_splits: dict[str, Any], batch_size: int, mesh,

@@ -214,6 +214,34 @@ def test_two_processes_evaluate_a_workdir_like_one(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "multi_logits.npy"), np.load(tmp_path / "single_logits.npy"))
 
 
+@pytest.mark.slow
+def test_two_processes_evaluate_an_ensemble_like_one(tmp_path):
+    """eval.py --members --distributed: the members' logits are computed by both processes (each its share of
+    every batch), every process combines them alike, process 0 writes the report: the one of a single
+    process, bit for bit."""
+    members = [tmp_path / f"m{seed}" for seed in (0, 1)]
+    for seed, workdir in enumerate(members):
+        trained = subprocess.run([*_train_cmd(workdir), f"--config.seed={seed}", "--config.num_epochs=1"],
+                                 capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT, env=_env(1))
+        assert trained.returncode == 0, trained.stderr[-3000:]
+    evaluate = [sys.executable, str(ROOT / "eval.py"), "--members", *map(str, members), "--combiners",
+                "vote,mean,stack", "--folds", "2", "--no_cache"]
+    single = subprocess.run([*evaluate, "--out", str(tmp_path / "single")], capture_output=True, text=True,
+                            timeout=TIMEOUT_S, cwd=ROOT, env=_env(2))
+    assert single.returncode == 0, single.stderr[-3000:]
+    procs = _start(None, tmp_path, f"127.0.0.1:{_free_port()}", ["--out", str(tmp_path / "multi")], "ens",
+                   command=evaluate)
+    codes, logs = _wait_all(procs, tmp_path, "ens")
+    assert codes == [0, 0], logs
+    assert logs.count("| mean |") == 1  # reported once, by process 0
+    got, want = (json.loads((tmp_path / name / "report.json").read_text()) for name in ("multi", "single"))
+    for report in (got, want):
+        report.pop("timings"), report.pop("inference"), report.pop("files", None)
+        for row in report["combiners"].values():
+            row.get("info", {}).pop("seconds", None)
+    assert got == want
+
+
 def _records(workdir) -> list[dict]:
     try:
         return metric_records(workdir)
