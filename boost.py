@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, positive_int
+from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, positive_int, stopped_message
 
 
 def main(argv: list[str]) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", required=True, type=positive_int, metavar="M", help="boosting rounds (members)")
     args, rest = parser.parse_known_args(argv)
 
-    from cnnjax.groups import config_overrides, stopped_message
+    from cnnjax.groups import config_overrides
     from cnnjax.train.boosting import BoostSpec, run_boosting
 
     outcome = run_boosting(BoostSpec(args.config, tuple(config_overrides(parser, rest)), args.rounds), args.workdir)

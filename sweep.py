@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, positive_int
+from cnnjax.cli_support import ArgumentParser, main_guard, nonempty_path, positive_int, stopped_message
 
 
 def main(argv: list[str]) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
                         help="with --cv: refit the best k points on the standard carve as members (default 1)")
     args, rest = parser.parse_known_args(argv)
 
-    from cnnjax.groups import config_overrides, stopped_message
+    from cnnjax.groups import config_overrides
     from cnnjax.sweep import space
     from cnnjax.sweep.runner import CV_KEYS, SweepSpec, run_sweep
 

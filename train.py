@@ -5,11 +5,11 @@ into <workdir>/seed<k> (seed = config seed + k; also bootstrap_seed + k when bag
 <workdir>/members.json; --seed_index K trains only member K (one task of an array job).
 """
 
-import shlex
 import signal
 import sys
 
-from cnnjax.cli_support import ArgumentParser, add_launch_arguments, main_guard, nonempty_path, positive_int, show_config
+from cnnjax.cli_support import (ArgumentParser, add_launch_arguments, main_guard, nonempty_path, positive_int,
+                                 resume_hint, show_config, stopped_message)
 
 
 def main(argv: list[str]) -> int:
@@ -46,15 +46,9 @@ def main(argv: list[str]) -> int:
         workdir, result = last.member.workdir, last.result
     if result.preempted:
         stop = signal.Signals(result.stop_signal or signal.SIGTERM)
-        name = "Ctrl-C (SIGINT)" if stop == signal.SIGINT else stop.name
-        print(f"interrupted by {name}: saved step {result.last_step} in {workdir}; {resume_hint(argv)}",
-              file=sys.stderr)
+        print(stopped_message(stop, f"saved step {result.last_step} in {workdir}", argv), file=sys.stderr)
         return 128 + stop
     return 0
-
-
-def resume_hint(argv: list[str]) -> str:
-    return f"resume with the same command: {shlex.join(['python', sys.argv[0], *argv])}"
 
 
 if __name__ == "__main__":

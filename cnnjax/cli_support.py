@@ -7,6 +7,7 @@ import argparse
 import errno
 import logging
 import os
+import shlex
 import signal
 import sys
 from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
@@ -58,6 +59,17 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_processes", type=positive_int, metavar="N",
                         help="with --distributed: how many processes the job has")
     parser.add_argument("--process_id", type=int, metavar="I", help="with --distributed: this process's id, 0..N-1")
+
+
+def resume_hint(argv: Sequence[str]) -> str:
+    """How to continue a stopped run: the same command again (every entry script resumes)."""
+    return f"resume with the same command: {shlex.join(['python', sys.argv[0], *argv])}"
+
+
+def stopped_message(stop: signal.Signals, what: str, argv: Sequence[str]) -> str:
+    """The line an entry script prints when SIGTERM/Ctrl-C stopped its run after saving (`what`)."""
+    name = "Ctrl-C (SIGINT)" if stop == signal.SIGINT else signal.Signals(stop).name
+    return f"interrupted by {name}: {what}; {resume_hint(argv)}"
 
 
 def main_guard(main: Callable[[list[str]], int], argv: Sequence[str],

@@ -13,9 +13,6 @@ import fcntl
 import json
 import os
 import pathlib
-import shlex
-import signal
-import sys
 from typing import Any, Iterator, Sequence
 
 from cnnjax.errors import CnnjaxError
@@ -90,13 +87,6 @@ def write_members(group_dir: str | pathlib.Path, kind: str, members: Sequence[di
     group_dir = pathlib.Path(group_dir)
     with locked(group_dir):
         return write_json_atomic(group_dir / MEMBERS_FILE, {"kind": kind, **extra, "members": list(members)})
-
-
-def stopped_message(stop: signal.Signals, what: str, argv: Sequence[str]) -> str:
-    """The line a group runner (sweep.py, boost.py) prints when SIGTERM/Ctrl-C stopped one of its runs."""
-    name = "Ctrl-C (SIGINT)" if stop == signal.SIGINT else signal.Signals(stop).name
-    return (f"interrupted by {name}: {what}; resume with the same command: "
-            f"{shlex.join(['python', sys.argv[0], *argv])}")
 
 
 def config_overrides(parser: Any, rest: Sequence[str]) -> list[str]:
