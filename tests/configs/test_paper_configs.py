@@ -1,8 +1,11 @@
 """The paper configs (configs/imagenet, configs/cifar10): each loads, validates, builds its model at its input
 size and trains two real steps with its own optimizer, schedule, augmentation and model options.
 
-The steps run on random uint8 images (no dataset needed) with a batch of 2 per device, and ImageNet models
-at a reduced input (the larger of 32 and the model's smallest), so the whole file stays a few minutes of CPU.
+ImageNet configs train on the fake ImageNet archive (tests/data/fake_imagenet.py) prepared as imagenet2012: each
+step's batch is made by the streaming pipeline's own per-step host function (decode, the config's random-resized
+crop scale and flip) at a reduced crop (the larger of 32 and the model's smallest input). CIFAR configs train on
+random 32x32 uint8 images through the in-memory pipeline with the config's augmentation. A batch of 2 per device
+keeps the whole file a few minutes of CPU.
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from cnnjax import sharding
 from cnnjax.config import load_config
 from cnnjax.data.pipeline import DeviceSplit, TrainBatches, normalize, replicate
+from cnnjax.data.records import open_source
 from cnnjax.data.sources import Split
+from cnnjax.data.stream.inputs import IMAGENET_MEAN, IMAGENET_STD
+from cnnjax.data.stream.loader import Crops, TrainElement
+from cnnjax.data.stream.plan import TrainPlan
 from cnnjax.models import model_info
 from cnnjax.reference.recipes import epochs_for_iterations
 from cnnjax.train import experiment, optim, parallel
 from cnnjax.train.state import create_train_state
 from cnnjax.train.step import StepConfig, train_step
+from tests.data.fake_imagenet import fake_imagenet  # noqa: F401  (session fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted(str(p.relative_to(ROOT)) for d in ("imagenet", "cifar10") for p in (ROOT / "configs" / d).glob("*.py"))
@@ -72,34 +80,60 @@ def test_config_builds_its_model_at_its_input_size(path: str):
     assert logits.shape == (1, info.num_classes)
 
 
-def train_steps(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], steps: int = 2):
-    """The library's sharded train step on random uint8 data: returns (initial state, final state, metrics)."""
+def _memory_program(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], mesh):
+    """The in-memory pipeline over random uint8 images: (compiled step, its data, its epoch order)."""
     info = model_info(config.model)
-    mesh = sharding.make_mesh(config.num_devices)
     rng = np.random.default_rng(0)
     data = Split(rng.integers(0, 256, (2 * config.batch_size, *image_shape), dtype=np.uint8),
                  rng.integers(0, info.num_classes, 2 * config.batch_size).astype(np.int32))
     batches = TrainBatches(len(data), config.batch_size, config.seed, config.augment)
-    schedule = optim.make_schedule(config, batches.steps_per_epoch)
-    tx = optim.make_optimizer(config, schedule)
-    model = experiment.build_model(config, info.num_classes, image_shape)
 
     def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
         images, labels = batches(split, order, step)
         return normalize(images, info.mean, info.std), labels
 
+    return make_batch, replicate(data, mesh), jax.jit(batches.order, out_shardings=NamedSharding(mesh, P()))(0)
+
+
+def fake_imagenet_batches(config: ml_collections.ConfigDict, data_dir: str, side: int,
+                          steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The streaming pipeline's host batches of steps 0..steps-1 on the fake archive: the config's crop scale and
+    flip, at crop `side` (its eval resize scaled alike)."""
+    s = config.stream
+    source = open_source(config.dataset, s.train_split, data_dir)
+    crops = Crops(side, round(side * s.resize_size / s.crop_size), s.min_scale, s.flip, s.ten_crop, 3)
+    element = TrainElement(source, TrainPlan(len(source), config.batch_size, config.seed), crops)
+    return [(b["image"], b["label"]) for b in map(element, range(steps))]
+
+
+def train_steps(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], steps: int = 2,
+                streamed: list[tuple[np.ndarray, np.ndarray]] | None = None):
+    """The library's sharded train step on `streamed` host batches (the streaming path) or, if None, on random
+    uint8 data through the in-memory pipeline: returns (initial params, final state, metrics)."""
+    info = model_info(config.model)
+    mesh = sharding.make_mesh(config.num_devices)
+    steps_per_epoch = 2 if streamed is None else steps
+    schedule = optim.make_schedule(config, steps_per_epoch)
+    tx = optim.make_optimizer(config, schedule)
+    model = experiment.build_model(config, info.num_classes, image_shape)
     step_fn = functools.partial(train_step, model=model, tx=tx, schedule=schedule,
                                 cfg=StepConfig.from_config(config))
     init = jax.jit(lambda: create_train_state(model, tx, image_shape, config.seed))
     state = sharding.replicate_tree(init.lower().compile(FAST_COMPILE)(), mesh)
     first = jax.tree.map(np.asarray, state.params)
-    device_data = replicate(data, mesh)
-    order = jax.jit(batches.order, out_shardings=NamedSharding(mesh, P()))(0)
-    step = parallel.compile_train_step(step_fn, make_batch, mesh).lower(state, device_data, order).compile(
+    if streamed is None:
+        make_batch, data, order = _memory_program(config, image_shape, mesh)
+        feeds = [data] * steps
+    else:  # as cnnjax.data.stream.inputs: the host batch arrives split over the mesh, normalised on device
+        make_batch = lambda batch, _order, _step: (normalize(batch[0], IMAGENET_MEAN, IMAGENET_STD), batch[1])  # noqa: E731
+        split = NamedSharding(mesh, P(sharding.AXIS))
+        feeds = [tuple(jax.device_put(a, split) for a in batch) for batch in streamed[:steps]]
+        order = None
+    step = parallel.compile_train_step(step_fn, make_batch, mesh).lower(state, feeds[0], order).compile(
         FAST_COMPILE)
     metrics = []
-    for _ in range(steps):
-        state, m = step(state, device_data, order)
+    for feed in feeds:
+        state, m = step(state, feed, order)
         metrics.append(jax.tree.map(float, m))
     return first, state, metrics
 
@@ -135,10 +169,15 @@ def test_heavy_config_traces_its_train_step(path: str):
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.heavy) if pathlib.Path(p).stem in HEAVY else p
                                   for p in CONFIGS])
-def test_config_trains_two_steps(path: str):
+def test_config_trains_two_steps(path: str, request: pytest.FixtureRequest):
     devices = jax.device_count()
     config = load(path, f"batch_size={2 * devices}")
-    first, state, metrics = train_steps(config, reduced_shape(config))
+    shape = reduced_shape(config)
+    streamed = None
+    if config.input_pipeline == "stream":
+        streamed = fake_imagenet_batches(config, request.getfixturevalue("fake_imagenet"), shape[0], steps=2)
+        assert all(images.shape == (config.batch_size, *shape) for images, _ in streamed)
+    first, state, metrics = train_steps(config, shape, streamed=streamed)
     assert int(state.step) == 2
     assert all(np.isfinite(m["loss"]) and m["nonfinite"] == 0 for m in metrics), metrics
     changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, np.asarray(b)), first, state.params))
