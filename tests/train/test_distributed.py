@@ -26,6 +26,9 @@ CONFIG = str(ROOT / "configs/fashion_mnist/mlp.py")
 SMALL = ["--config.num_train_examples=960", "--config.batch_size=48", "--config.validation_size=500",
          "--config.num_epochs=2", "--config.progress_bar=false"]
 STEPS = [20, 40]
+# The cluster's path: the streaming pipeline (host-decoded 28x28 crops of the arrays), validated on 100 test images.
+STREAMED = ["--config.input_pipeline=stream", "--config.stream.crop_size=28", "--config.stream.resize_size=28",
+            "--config.stream.eval_split=test", "--config.stream.max_eval_examples=100"]
 TIMEOUT_S = 300
 
 
@@ -160,11 +163,13 @@ def test_incomplete_launch_flags_are_one_line_errors(tmp_path, flags, message):
 @pytest.mark.slow
 def test_sigterm_to_a_multi_process_job_saves_one_agreed_step_and_a_restart_resumes(tmp_path):
     """SLURM preempts by sending SIGTERM to every task, not at the same instant. The processes must stop
-    after the same step (JAX's preemption sync), save it once, exit 143, and a restart must end where an
-    uninterrupted run ends (bit-identical on 2 devices, see above)."""
-    longer = ["--config.num_epochs=10", "--config.log_every_steps=5"]  # 200 steps
+    after the same step (JAX's preemption sync), save it once with each one's iterator position, exit 143, and
+    a restart must read exactly the examples an uninterrupted run reads after that step and end where it ends
+    (bit-identical on 2 devices, see above). On the streaming pipeline, as a cluster job runs."""
+    longer = ["--config.num_epochs=10", "--config.log_every_steps=5", *STREAMED]  # 200 steps
     workdir, reference = tmp_path / "preempted", tmp_path / "reference"
-    procs = _start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", longer, "first")
+    ids = [f"--config.stream.record_ids_to={tmp_path / 'ids'}"]
+    procs = _start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", [*longer, *ids], "first")
     deadline = time.monotonic() + TIMEOUT_S
     while not any(r.get("step", 0) >= 20 for r in _records(workdir)) and time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
@@ -183,15 +188,25 @@ def test_sigterm_to_a_multi_process_job_saves_one_agreed_step_and_a_restart_resu
     # then is: where the notices land in the run is up to the scheduler's timing).
     assert 20 <= stopped < 200, (stopped, logs)
     assert logs.count(f"SIGTERM: saved step {stopped}, stopping") == 2, logs
-    procs = _start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", longer, "resumed")
+    procs = _start(workdir, tmp_path, f"127.0.0.1:{_free_port()}", [*longer, *ids], "resumed")
     codes, logs = _wait_all(procs, tmp_path, "resumed")
     assert codes == [0, 0], logs
     assert f"resumed from step {stopped}" in logs
-    single = subprocess.run(_train_cmd(reference, *longer), capture_output=True, text=True, timeout=TIMEOUT_S,
-                            cwd=ROOT, env=_env(2))
+    single = subprocess.run(_train_cmd(reference, *longer, f"--config.stream.record_ids_to={tmp_path / 'ref'}"),
+                            capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT, env=_env(2))
     assert single.returncode == 0, single.stderr[-3000:]
+    # Each step's global batch read once over both runs (nothing repeated or skipped across the stop), each
+    # process its half, and the same examples as the uninterrupted run's.
+    halves = [_recorded_ids(tmp_path / f"ids.{i}") for i in range(2)]
+    assert [[row[0] for row in rows] for rows in halves] == [list(range(200))] * 2
+    assert [a + b[1:] for a, b in zip(*halves)] == _recorded_ids(tmp_path / "ref.0")
     final = [r for r in metric_records(workdir) if r["split"] == "validation"][-1]
     assert final == [r for r in metric_records(reference) if r["split"] == "validation"][-1]
+
+
+def _recorded_ids(path) -> list[list[int]]:
+    """The rows `step id id ...` that stream.record_ids_to appends, one per step read."""
+    return [list(map(int, line.split())) for line in path.read_text().splitlines()]
 
 
 def _on_one_and_two_processes(command: list[str], single_out, multi_out, tmp_path) -> str:

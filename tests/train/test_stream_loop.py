@@ -15,17 +15,13 @@ import numpy as np
 import pytest
 
 from tests.data.fake_imagenet import fake_imagenet  # noqa: F401  (session fixture)
-from tests.train.test_distributed import _env, _free_port
+from tests.train.test_distributed import _env, _free_port, _recorded_ids as _ids
 from tests.train.test_train_script import ROOT, metric_records
 
 MLP = str(ROOT / "configs/fashion_mnist/mlp.py")
 # Fashion-MNIST through the streaming path: 28x28 crops of the 28x28 arrays, 20 steps of 48 per epoch.
 STREAM = ["input_pipeline=stream", "stream.crop_size=28", "stream.resize_size=28", "stream.eval_split=test",
           "stream.max_eval_examples=100", "num_train_examples=960", "batch_size=48", "progress_bar=false"]
-
-
-def _ids(path) -> list[list[int]]:
-    return [list(map(int, line.split())) for line in path.read_text().splitlines()]
 
 
 def _params(state) -> list[np.ndarray]:
