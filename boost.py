@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", required=True, type=positive_int, metavar="M", help="boosting rounds (members)")
     args, rest = parser.parse_known_args(argv)
 
-    from cnnjax.groups import config_overrides
+    from cnnjax.cli_support import config_overrides
     from cnnjax.train.boosting import BoostSpec, run_boosting
 
     outcome = run_boosting(BoostSpec(args.config, tuple(config_overrides(parser, rest)), args.rounds), args.workdir)

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
                         help="with --cv: refit the best k points on the standard carve as members (default 1)")
     args, rest = parser.parse_known_args(argv)
 
-    from cnnjax.groups import config_overrides
+    from cnnjax.cli_support import config_overrides
     from cnnjax.sweep import space
     from cnnjax.sweep.runner import CV_KEYS, SweepSpec, run_sweep
 

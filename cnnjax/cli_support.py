@@ -122,3 +122,12 @@ def _exit_with_one_line(message: str, status: int) -> None:
 def show_config(config: ml_collections.ConfigDict) -> int:
     print(config)
     return 0
+
+
+def config_overrides(parser: argparse.ArgumentParser, rest: Sequence[str]) -> list[str]:
+    """The `--config.key=value` flags left over by `parser.parse_known_args`, as `key=value`; anything else
+    left over is an unknown flag (`parser.error`: a one-line usage error)."""
+    unknown = [item for item in rest if not item.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like --config.key=value)")
+    return [item.removeprefix("--config.") for item in rest]

@@ -87,12 +87,3 @@ def write_members(group_dir: str | pathlib.Path, kind: str, members: Sequence[di
     group_dir = pathlib.Path(group_dir)
     with locked(group_dir):
         return write_json_atomic(group_dir / MEMBERS_FILE, {"kind": kind, **extra, "members": list(members)})
-
-
-def config_overrides(parser: Any, rest: Sequence[str]) -> list[str]:
-    """The `--config.key=value` flags left over by `parser.parse_known_args`, as `key=value`; anything else
-    left over is an unknown flag (`parser.error`: a one-line usage error)."""
-    unknown = [item for item in rest if not item.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like --config.key=value)")
-    return [item.removeprefix("--config.") for item in rest]
