@@ -15,6 +15,7 @@ import pathlib
 import ml_collections
 import numpy as np
 
+from cnnjax.data.preprocess import channel_moments
 from cnnjax.data.sources import DatasetMeta, Split, dataset_meta, load_split
 from cnnjax.errors import CnnjaxError
 
@@ -93,8 +94,7 @@ def carve_fold(train: Split, folds: int, fold: int, seed: int, limit: int = 0) -
 
 
 def channel_stats(split: Split) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    pixels = split.images.reshape(-1, split.images.shape[-1]).astype(np.float64) / 255.0
-    return tuple(pixels.mean(0).tolist()), tuple(pixels.std(0).tolist())
+    return channel_moments(split.images)
 
 
 def load_datasets(name: str, data_dir: str = "", validation_size: int = 5000, validation_seed: int = 0,
