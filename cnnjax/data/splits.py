@@ -4,7 +4,8 @@ Ensemble members differ in what they train on: `load_for_config` also makes the 
 (`cv_folds`), the bootstrap resample (`bootstrap_seed`, bagging) and the weighted resample
 (`train_sample_weights`, boosting). Resampling replaces only the examples trained on: validation, test
 and the normalisation statistics (of the carved training examples) stay those of the un-resampled run, so
-evaluation re-derives them without the resample and every member of an ensemble shares its preprocessing.
+evaluation re-derives them without the resample (when a workdir has no stored statistics,
+`train.run_statistics`) and every member of an ensemble shares its preprocessing.
 """
 
 from __future__ import annotations

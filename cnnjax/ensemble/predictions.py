@@ -4,8 +4,9 @@ A cache file `<workdir>/predictions/step<S>_<split>_<key>.npz` is keyed by a dig
 the logits: the checkpoint's content (the digest of its file checksums, so a changed or re-trained step
 never reuses stale logits), the split's examples and labels, the preprocessing statistics (those stored with
 the member's checkpoints, `train.run_statistics`), the dtype, the model and the test-time view. It is
-written to a temporary name and renamed, so an interrupted run never leaves a half-written file, and one that does not match its key is recomputed. An unwritable workdir
-only costs the cache (a warning), not the evaluation.
+written to a temporary name and renamed, so an interrupted run never leaves a half-written file, and one
+that does not match its key is recomputed. An unwritable workdir only costs the cache (a warning), not the
+evaluation.
 
 Before any inference, the members must agree on the data: the same label space and the very same fit
 and report examples (digests of the images and labels, not config text), so a member trained with
