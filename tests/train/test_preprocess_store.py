@@ -1,7 +1,7 @@
 """Preprocessing end to end: a tiny in-process run with preprocess=zca on real Fashion-MNIST stores its statistics
 in the workdir; the training batches, eval.py's path and the ensemble's member inference all use exactly them
 (a stored file altered after training is what evaluation then applies), and a workdir without the file (an
-older run) still evaluates by deriving them again."""
+older run) still evaluates by deriving them again; a resumed run keeps the statistics it stored."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from cnnjax import sharding
 from cnnjax.config import base_config
 from cnnjax.data import preprocess
+from cnnjax.data.sources import Split
 from cnnjax.data.splits import load_for_config
 from cnnjax.ensemble import predictions
 from cnnjax.ensemble.members import Member
@@ -24,7 +25,6 @@ from cnnjax.metrics_log import read_metrics
 from cnnjax.train import experiment, loop, run_info, run_statistics
 from cnnjax.train.checkpoint import open_read_only
 
-pytestmark = pytest.mark.slow
 TINY = {"model": "mlp", "num_train_examples": 512, "validation_size": 256, "batch_size": 128,
         "eval_batch_size": 1000, "progress_bar": False, "log_every_steps": 1, "num_epochs": 1}
 
@@ -65,6 +65,7 @@ def _eval_logits(workdir: pathlib.Path, out: pathlib.Path) -> tuple[dict, np.nda
     return result, np.load(result["logits_npy"])
 
 
+@pytest.mark.slow
 def test_training_stores_the_zca_statistics_and_its_batches_use_them(zca_run, tmp_path):
     config = run_info.load_config(zca_run)
     stored = run_statistics.stored(zca_run)
@@ -79,6 +80,7 @@ def test_training_stores_the_zca_statistics_and_its_batches_use_them(zca_run, tm
     assert run_statistics.stored(plain).kind == "standardize"
 
 
+@pytest.mark.slow
 def test_eval_and_ensemble_inference_use_the_statistics_stored_in_the_workdir(zca_run, tmp_path):
     stored = run_statistics.stored(zca_run)
     result, logits = _eval_logits(zca_run, tmp_path / "eval")
@@ -105,3 +107,23 @@ def test_eval_and_ensemble_inference_use_the_statistics_stored_in_the_workdir(zc
     (zca_run / run_statistics.FILE).unlink()
     _, logits_old = _eval_logits(zca_run, tmp_path / "eval_old")
     assert np.abs(logits_old - expected).max() <= _bound(expected)
+
+
+def test_a_resumed_run_keeps_its_stored_statistics_and_a_new_one_derives_and_stores_them(tmp_path):
+    config = base_config()
+    config.data_dir, config.preprocess = str(tmp_path / "data"), "pixel_mean"
+    images = np.random.default_rng(0).integers(0, 256, (64, 6, 6, 1), dtype=np.uint8)
+    train = Split(images, np.zeros(64, np.int32))
+    workdir = tmp_path / "run"
+    derived = run_statistics.for_training(config, workdir, train)  # a new run: derived, cached, stored
+    np.testing.assert_array_equal(derived.shift, images.mean(0, dtype=np.float64) / 255)
+    assert len(list((tmp_path / "data").rglob("pixel_mean-*.npz"))) == 1
+    np.testing.assert_array_equal(run_statistics.stored(workdir).shift, derived.shift)
+    kept = preprocess.Statistics("pixel_mean", derived.shift + 0.1, derived.scale)
+    preprocess.save(workdir / run_statistics.FILE, kept, "resumed")
+    # resuming, the stored statistics win over the (here different) training examples
+    resumed = run_statistics.for_training(config, workdir, Split(images[:32], train.labels[:32]))
+    np.testing.assert_array_equal(resumed.shift, kept.shift)
+    (workdir / run_statistics.FILE).write_bytes(b"damaged")  # never trusted: derived again, and stored whole
+    np.testing.assert_array_equal(run_statistics.for_training(config, workdir, train).shift, derived.shift)
+    np.testing.assert_array_equal(run_statistics.stored(workdir).shift, derived.shift)
