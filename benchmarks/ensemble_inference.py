@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from cnnjax import sharding
+from cnnjax.data import preprocess
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import Split
 from cnnjax.ensemble import inference
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
                  for i in range(args.members)]
     mean, std = (0.5,) * shape[-1], (0.25,) * shape[-1]
     single_fn = make_predict_fn(model, mean, std, mesh)
-    stacked = inference.stack_members(variables, [mean] * args.members, [std] * args.members, mesh)
+    stacked = inference.stack_members(variables, [preprocess.standardized(mean, std)] * args.members, mesh)
     stacked_fns = {"stacked (lax.map)": inference.stacked_predict_fn(model, mesh),
                    "stacked (vmap)": inference.stacked_predict_fn(model, mesh, vectorize=True)}
 

@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.validation_seed = 0
     c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
     c.augment = ""  # ops composed by name, e.g. "random_crop(padding=4)|flip_lr"
+    # Input preprocessing from training-split statistics (cnnjax.data.preprocess), stored in the workdir for eval:
+    # standardize (per-channel mean/std), center, pixel_mean, minmax ([-1, 1]), pca_whiten, zca (eps 1e-5).
+    c.preprocess = "standardize"
     # k-fold cross-validation: with cv_folds >= 2, validation is fold cv_fold (0..cv_folds-1) of a stratified
     # split of train fixed by validation_seed, and validation_size is ignored; 0 = off.
     c.cv_folds = 0
@@ -241,6 +244,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """
     _validate_model(config)
     _validate_augment(config.augment)
+    _validate_preprocess(config)
     if not config.dataset.strip():
         raise ConfigError("dataset is empty; name a TFDS dataset, e.g. --config.dataset=fashion_mnist")
     if config.optimizer not in OPTIMIZERS:
@@ -378,6 +382,19 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{config.model} with {config.model_overrides.to_dict()}: {first_line(err, None)}") \
             from None
+
+
+def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
+    """The preprocessing kind (configs older than the key read standardize, what they did)."""
+    from cnnjax.data.preprocess import KINDS
+
+    kind = config.get("preprocess", "standardize")
+    if kind not in KINDS:
+        raise ConfigError(f"unknown preprocess {kind!r}; choose one of {', '.join(KINDS)}")
+    streamed = config.get("input_pipeline", "memory") == "stream" or config.dataset == "synthetic"
+    if streamed and kind != "standardize":
+        raise ConfigError(f"preprocess={kind!r} needs the in-memory pipeline (the streaming one normalises per channel "
+                          "with stream.stats): use --config.input_pipeline=memory or --config.preprocess=standardize")
 
 
 def _validate_augment(spec: str) -> None:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from cnnjax.data import augment
+from cnnjax.data import augment, preprocess
 from cnnjax.data.sources import Split
 from cnnjax.sharding import replicate_array
 
@@ -69,9 +69,8 @@ class TrainBatches:
 
 
 def normalize(images: jax.Array, mean: tuple[float, ...], std: tuple[float, ...], dtype=jnp.float32) -> jax.Array:
-    """uint8 [0, 255] -> (x/255 - mean) / std, per channel."""
-    x = images.astype(jnp.float32) / 255.0
-    return ((x - jnp.asarray(mean)) / jnp.asarray(std)).astype(dtype)
+    """uint8 [0, 255] -> (x/255 - mean) / std, per channel (`preprocess.apply` of standardize statistics)."""
+    return preprocess.apply(preprocess.Statistics("standardize", mean, std), images, dtype)
 
 
 def eval_batches(num_examples: int, batch_size: int) -> tuple[int, np.ndarray]:

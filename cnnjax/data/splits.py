@@ -4,7 +4,8 @@ Ensemble members differ in what they train on: `load_for_config` also makes the 
 (`cv_folds`), the bootstrap resample (`bootstrap_seed`, bagging) and the weighted resample
 (`train_sample_weights`, boosting). Resampling replaces only the examples trained on: validation, test
 and the normalisation statistics (of the carved training examples) stay those of the un-resampled run, so
-evaluation re-derives them without the resample and every member of an ensemble shares its preprocessing.
+evaluation re-derives them without the resample (when a workdir has no stored statistics,
+`train.run_statistics`) and every member of an ensemble shares its preprocessing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pathlib
 import ml_collections
 import numpy as np
 
+from cnnjax.data.preprocess import channel_moments
 from cnnjax.data.sources import DatasetMeta, Split, dataset_meta, load_split
 from cnnjax.errors import CnnjaxError
 
@@ -93,8 +95,7 @@ def carve_fold(train: Split, folds: int, fold: int, seed: int, limit: int = 0) -
 
 
 def channel_stats(split: Split) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    pixels = split.images.reshape(-1, split.images.shape[-1]).astype(np.float64) / 255.0
-    return tuple(pixels.mean(0).tolist()), tuple(pixels.std(0).tolist())
+    return channel_moments(split.images)
 
 
 def load_datasets(name: str, data_dir: str = "", validation_size: int = 5000, validation_seed: int = 0,

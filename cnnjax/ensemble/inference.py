@@ -1,7 +1,7 @@
 """Logits of several members of one architecture in one program: stacked parameters, one jitted forward.
 
-Members that share a model (same registry name, options, dtype and input shape) differ only in their
-variables and normalisation statistics, so a group is evaluated by one jitted function over stacked
+Members that share a model (same registry name, options, dtype and input shape) and preprocessing kind
+differ only in their variables and preprocessing statistics, so a group is evaluated by one jitted function over stacked
 parameters: each batch of images is gathered and sharded once for the whole group, and the host
 dispatches one program per batch instead of one per member. Inside it the members run one after the other
 (`lax.map`, the same convolution kernels as a single member) or, with `vectorize`, vmapped: XLA then turns
@@ -21,15 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cnnjax.data.pipeline import DeviceSplit, normalize
+from cnnjax.data import preprocess
+from cnnjax.data.pipeline import DeviceSplit
 from cnnjax.evaluate.exact import predict, predict_logits
 from cnnjax.sharding import AXIS, replicate_array
 
 
 def stacked_predict_fn(model: nn.Module, mesh: Mesh, dtype=jnp.float32, vectorize: bool = False):
-    """jit((variables, means, stds), data, index) -> (batch, members, classes) float32 logits.
+    """jit((variables, statistics), data, index) -> (batch, members, classes) float32 logits.
 
-    `variables` has a leading member axis on every leaf; `means`/`stds` are (members, channels). With
+    `variables` and the `preprocess.Statistics` have a leading member axis on every leaf. With
     `vectorize` the members are vmapped (XLA batches their convolutions into grouped ones); otherwise
     they run one after the other inside the program (`lax.map`), each with the plain kernels.
     """
@@ -37,27 +38,28 @@ def stacked_predict_fn(model: nn.Module, mesh: Mesh, dtype=jnp.float32, vectoriz
 
     @jax.jit
     def logits_of(stacked: Any, data: DeviceSplit, index: jax.Array) -> jax.Array:
-        variables, means, stds = stacked
+        variables, stats = stacked
         images = jax.lax.with_sharding_constraint(data.images[index], batch_sharding)
 
-        def one_member(member_variables: Any, mean: jax.Array, std: jax.Array) -> jax.Array:
-            return predict(model, member_variables, normalize(images, mean, std, dtype))
+        def one_member(member_variables: Any, member_stats: preprocess.Statistics) -> jax.Array:
+            return predict(model, member_variables, preprocess.apply(member_stats, images, dtype))
 
         if vectorize:
-            logits = jax.vmap(one_member)(variables, means, stds)
+            logits = jax.vmap(one_member)(variables, stats)
         else:
-            logits = jax.lax.map(lambda args: one_member(*args), (variables, means, stds))
+            logits = jax.lax.map(lambda args: one_member(*args), (variables, stats))
         return jax.lax.with_sharding_constraint(jnp.swapaxes(logits, 0, 1), batch_sharding)
 
     return logits_of
 
 
-def stack_members(variables: Sequence[Any], means: Sequence[Sequence[float]], stds: Sequence[Sequence[float]],
-                  mesh: Mesh) -> tuple[Any, jax.Array, jax.Array]:
-    """The members' variables stacked leaf by leaf (replicated like their parts) and their statistics."""
+def stack_members(variables: Sequence[Any], stats: Sequence[preprocess.Statistics],
+                  mesh: Mesh) -> tuple[Any, preprocess.Statistics]:
+    """The members' variables stacked leaf by leaf (replicated like their parts) and their statistics (all of
+    one kind), replicated as float32."""
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *variables)
-    return (stacked, replicate_array(np.asarray(means, np.float32), mesh),
-            replicate_array(np.asarray(stds, np.float32), mesh))
+    stacked_stats = jax.tree.map(lambda *leaves: replicate_array(np.stack(leaves).astype(np.float32), mesh), *stats)
+    return stacked, stacked_stats
 
 
 def group_logits(predict_fn, stacked: Any, data: DeviceSplit, batch_size: int, mesh: Mesh) -> np.ndarray:

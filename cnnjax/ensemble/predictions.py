@@ -2,10 +2,11 @@
 
 A cache file `<workdir>/predictions/step<S>_<split>_<key>.npz` is keyed by a digest of what determines
 the logits: the checkpoint's content (the digest of its file checksums, so a changed or re-trained step
-never reuses stale logits), the split's examples and labels, the normalisation statistics, the dtype, the
-model and the test-time view. It is written to a temporary name and renamed, so an interrupted run never
-leaves a half-written file, and one that does not match its key is recomputed. An unwritable workdir
-only costs the cache (a warning), not the evaluation.
+never reuses stale logits), the split's examples and labels, the preprocessing statistics (those stored with
+the member's checkpoints, `train.run_statistics`), the dtype, the model and the test-time view. It is
+written to a temporary name and renamed, so an interrupted run never leaves a half-written file, and one
+that does not match its key is recomputed. An unwritable workdir only costs the cache (a warning), not the
+evaluation.
 
 Before any inference, the members must agree on the data: the same label space and the very same fit
 and report examples (digests of the images and labels, not config text), so a member trained with
@@ -30,6 +31,7 @@ import numpy as np
 
 from cnnjax import sharding
 from cnnjax.config import has_validation
+from cnnjax.data import preprocess
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.data.stream.inputs import uses_stream
@@ -38,13 +40,13 @@ from cnnjax.ensemble import inference
 from cnnjax.ensemble.members import Member, MemberError
 from cnnjax.evaluate.exact import predict_logits
 from cnnjax.evaluate.restore import abstract_variables, restore_variables
-from cnnjax.evaluate.run import load_split_for
-from cnnjax.train import experiment, run_info
+from cnnjax.data.splits import load_for_config
+from cnnjax.train import experiment, run_info, run_statistics
 from cnnjax.train.checkpoint import CHECKSUMS, file_checksums, open_read_only
 
 log = logging.getLogger("cnnjax")
 CACHE_DIR = "predictions"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed by the preprocessing statistics (not a per-channel mean/std)
 VIEW = "full"  # the test-time view: the whole image as trained (multi-crop views get their own names)
 
 
@@ -56,8 +58,7 @@ class MemberData:
     config: ml_collections.ConfigDict
     meta: DatasetMeta
     splits: dict[str, Split]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    stats: preprocess.Statistics  # its preprocessing, as stored with its checkpoints
     digests: dict[str, str]  # split -> digest of its images and labels
     stream: Any = None  # the run's `StreamInputs` when it streamed its data (read from disk batch by batch)
 
@@ -86,16 +87,20 @@ def load_member_data(members: list[Member], split_names: tuple[str, ...]) -> lis
         if key not in loaded:
             loaded[key] = _streamed_data(config, split_names) if uses_stream(config) else \
                 _in_memory_data(config, split_names)
-        result.append(MemberData(member, config, *loaded[key]))
+        meta, splits, digests, inputs, train = loaded[key]
+        stats = preprocess.standardized(inputs.mean, inputs.std) if inputs is not None else \
+            run_statistics.for_evaluation(config, member.workdir, train)
+        result.append(MemberData(member, config, meta, splits, stats, digests, inputs))
     _check_agree(result)
     return result
 
 
 def _in_memory_data(config: ml_collections.ConfigDict, split_names: tuple[str, ...]) -> tuple:
-    parts = {name: load_split_for(config, name) for name in split_names}
-    meta, _, mean, std = next(iter(parts.values()))
-    splits = {name: part[1] for name, part in parts.items()}
-    return meta, splits, mean, std, {name: _digest(s) for name, s in splits.items()}
+    """(meta, splits, digests, None, the carved training examples: what an older member's statistics are
+    derived from) of an in-memory run, loaded once."""
+    data = load_for_config(config, with_test="test" in split_names, resample=False)
+    splits = {name: data.split(name) for name in split_names}
+    return data.meta, splits, {name: _digest(s) for name, s in splits.items()}, None, data.train
 
 
 def _streamed_data(config: ml_collections.ConfigDict, split_names: tuple[str, ...]) -> tuple:
@@ -103,7 +108,7 @@ def _streamed_data(config: ml_collections.ConfigDict, split_names: tuple[str, ..
     the stored examples (encoded bytes: for ImageNet's validation split, 6.4 GB read once)."""
     inputs = stream_inputs.build(config)
     splits = {name: inputs.eval_split(name) for name in split_names}
-    return inputs.meta, splits, inputs.mean, inputs.std, {n: _stream_digest(s) for n, s in splits.items()}, inputs
+    return inputs.meta, splits, {n: _stream_digest(s) for n, s in splits.items()}, inputs, None
 
 
 def _stream_digest(split: Any) -> str:
@@ -160,9 +165,16 @@ def cache_key(data: MemberData, split: str) -> str:
     checksums = sums.read_bytes() if sums.is_file() else json.dumps(file_checksums(step_dir), sort_keys=True).encode()
     config = data.config
     fields = {"version": CACHE_VERSION, "checkpoint": hashlib.sha256(checksums).hexdigest(), "split": split,
-              "data": data.digests[split], "mean": list(data.mean), "std": list(data.std), "dtype": config.dtype,
+              "data": data.digests[split], "preprocess": _stats_digest(data.stats), "dtype": config.dtype,
               "model": config.model, "model_overrides": dict(config.model_overrides), "view": _view(data)}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stats_digest(stats: preprocess.Statistics) -> str:
+    h = hashlib.sha256(stats.kind.encode())
+    for array in jax.tree.leaves(stats):
+        h.update(np.ascontiguousarray(array, np.float64).tobytes())
+    return h.hexdigest()
 
 
 def _view(data: MemberData) -> str:
@@ -243,10 +255,11 @@ def member_predictions(data: list[MemberData], split_names: tuple[str, ...], bat
 
 
 def architecture(data: MemberData) -> str:
-    """Members with equal architecture strings run in one vmapped program."""
+    """Members with equal architecture strings (and preprocessing kind: their statistics stack) run in one
+    vmapped program."""
     c = data.config
     return json.dumps([c.model, dict(c.model_overrides), c.dtype, c.bn_sync, data.meta.image_shape,
-                       data.meta.num_classes], sort_keys=True, default=str)
+                       data.meta.num_classes, data.stats.kind], sort_keys=True, default=str)
 
 
 def _groups(data: list[MemberData], index: list[int], size: int) -> list[list[int]]:
@@ -276,7 +289,7 @@ def _infer_group(group: list[MemberData], device_splits: dict[str, Any], batch_s
     for d in group:
         with open_read_only(d.member.workdir) as ckpt:
             variables.append(restore_variables(ckpt, d.member.step, target)[0])
-    stacked = inference.stack_members(variables, [d.mean for d in group], [d.std for d in group], mesh)
+    stacked = inference.stack_members(variables, [d.stats for d in group], mesh)
     predict_fn = inference.stacked_predict_fn(net, mesh, experiment.DTYPES[first.config.dtype], vectorize)
     out: list[dict] = [{} for _ in group]
     for split, device_split in device_splits.items():

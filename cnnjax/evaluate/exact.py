@@ -7,6 +7,7 @@ metrics need later.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable
 
 import flax.linen as nn
@@ -15,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cnnjax.data.pipeline import DeviceSplit, eval_batches, normalize
+from cnnjax.data import preprocess
+from cnnjax.data.pipeline import DeviceSplit, eval_batches
 from cnnjax.sharding import AXIS
 
 
@@ -29,8 +31,13 @@ def predict(model: nn.Module, variables: dict[str, Any], images: jax.Array) -> j
 
 
 def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], mesh: Mesh, dtype=jnp.float32):
-    """jit(variables, data, index) -> logits of the examples `index`, normalised with the run's statistics."""
-    return predict_fn_for(model, lambda images: normalize(images, mean, std, dtype), mesh)
+    """jit(variables, data, index) -> logits of the examples `index`, normalised with per-channel statistics."""
+    return preprocess_predict_fn(model, preprocess.standardized(mean, std), mesh, dtype)
+
+
+def preprocess_predict_fn(model: nn.Module, stats: preprocess.Statistics, mesh: Mesh, dtype=jnp.float32):
+    """jit(variables, data, index) -> logits of the examples `index`, preprocessed with the run's statistics."""
+    return predict_fn_for(model, functools.partial(preprocess.apply, stats, dtype=dtype), mesh)
 
 
 def predict_fn_for(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh):

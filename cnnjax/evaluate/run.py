@@ -18,17 +18,18 @@ import numpy as np
 
 from cnnjax import sharding
 from cnnjax.config import has_validation
+from cnnjax.data.preprocess import Statistics
 from cnnjax.data.splits import load_for_config
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.data.stream.inputs import uses_stream
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.errors import CnnjaxError
-from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
+from cnnjax.evaluate.exact import classification_metrics, predict_logits, preprocess_predict_fn
 from cnnjax.evaluate.outputs import prepare as prepare_outputs, write_outputs
 from cnnjax.evaluate.restore import abstract_variables, is_converted, restore_variables
 from cnnjax.evaluate.weights import evaluate_weights
-from cnnjax.train import experiment, run_info
+from cnnjax.train import experiment, run_info, run_statistics
 from cnnjax.train.checkpoint import CheckpointError, Checkpointer, StepNotFoundError, open_read_only
 
 log = logging.getLogger("cnnjax")
@@ -71,7 +72,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
         if step is not None:
             ckpt.require(step)  # fails before the data is loaded
         mesh = sharding.make_mesh(config.num_devices)
-        meta_data, data, predictor = _split_and_predictor(config, split, num_examples, mesh)
+        meta_data, data, predictor = _split_and_predictor(config, workdir, split, num_examples, mesh)
         net = experiment.build_model(config, meta_data.num_classes, meta_data.image_shape)
         target = abstract_variables(net, meta_data.image_shape, mesh)
         step, variables, meta = _restore(ckpt, step, target, ema)
@@ -87,20 +88,22 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
     return result
 
 
-def _split_and_predictor(config: ml_collections.ConfigDict, split: str, num_examples: int | None, mesh: Any):
+def _split_and_predictor(config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str,
+                         num_examples: int | None, mesh: Any):
     """(dataset meta, the split as `predict_logits` takes it, model -> predict function), for the run's input
-    pipeline: the in-memory split on the devices, or the streamed one (read and cropped as validation did).
-    The split's `labels` are in example order (for a streamed split, once it has been evaluated)."""
+    pipeline: the in-memory split on the devices, preprocessed with the statistics stored in `workdir`, or the
+    streamed one (read and cropped as validation did). The split's `labels` are in example order (for a
+    streamed split, once it has been evaluated)."""
     dtype = experiment.DTYPES[config.dtype]
     if uses_stream(config):
         inputs = stream_inputs.build(config)
         data = inputs.eval_split(split, num_examples)
         return inputs.meta, data, lambda net: inputs.predict_fn(net, mesh, dtype)
-    meta_data, data, mean, std = load_split_for(config, split)
+    meta_data, data, stats = split_and_statistics(config, workdir, split)
     if num_examples:
         data = data.take(np.arange(min(num_examples, len(data))))
     return meta_data, _InMemory(replicate(data, mesh), data.labels), \
-        lambda net: make_predict_fn(net, mean, std, mesh, dtype)
+        lambda net: preprocess_predict_fn(net, stats, mesh, dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +125,15 @@ def load_split_for(config: ml_collections.ConfigDict, split: str) -> tuple[Datas
     """
     data = load_for_config(config, with_test=split == "test", resample=False)
     return data.meta, data.split(split), data.mean, data.std
+
+
+def split_and_statistics(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                         split: str) -> tuple[DatasetMeta, Split, Statistics]:
+    """(dataset meta, the examples of `split`, preprocessing statistics) of a training workdir: the statistics
+    stored with its checkpoints (`run_statistics`), or for an older workdir derived from its training examples
+    as `load_split_for` carves them."""
+    data = load_for_config(config, with_test=split == "test", resample=False)
+    return data.meta, data.split(split), run_statistics.for_evaluation(config, workdir, data.train)
 
 
 def _restore(ckpt: Checkpointer, step: int | None, target: Any,

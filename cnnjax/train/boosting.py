@@ -38,9 +38,9 @@ from cnnjax.config import has_validation, load_config
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.splits import Datasets, load_for_config
 from cnnjax.errors import CnnjaxError
-from cnnjax.evaluate.exact import make_predict_fn, predict_logits
+from cnnjax.evaluate.exact import predict_logits, preprocess_predict_fn
 from cnnjax.evaluate.restore import abstract_variables, restore_variables
-from cnnjax.train import experiment, workdir_lock
+from cnnjax.train import experiment, run_statistics, workdir_lock
 from cnnjax.train.checkpoint import open_read_only
 
 log = logging.getLogger("cnnjax")
@@ -208,7 +208,8 @@ def member_logits(run_dir: pathlib.Path, config: ml_collections.ConfigDict, data
     net = experiment.build_model(config, data.meta.num_classes, data.meta.image_shape)
     with open_read_only(run_dir) as ckpt:
         variables, _ = restore_variables(ckpt, ckpt.best_step(), abstract_variables(net, data.meta.image_shape, mesh))
-    predict_fn = make_predict_fn(net, data.mean, data.std, mesh, experiment.DTYPES[config.dtype])
+    stats = run_statistics.for_evaluation(config, run_dir, data.train_unresampled)  # as the round trained
+    predict_fn = preprocess_predict_fn(net, stats, mesh, experiment.DTYPES[config.dtype])
     return {name: predict_logits(predict_fn, variables, replicate(data.split(name), mesh), config.eval_batch_size,
                                  mesh) for name in splits}
 

@@ -70,7 +70,8 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
     inputs = stream_inputs.build(config) if stream_inputs.uses_stream(config) else None
-    # evaluate.run.load_split_for re-derives validation/test and statistics
+    # evaluate.run.split_and_statistics re-derives validation/test; the preprocessing statistics are stored with
+    # the checkpoints by the loop (train.run_statistics)
     data = load_for_config(config) if inputs is None else inputs.datasets()
     num_train = len(data.train) if inputs is None else inputs.num_train
     mesh = sharding.make_mesh(config.num_devices)

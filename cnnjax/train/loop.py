@@ -27,12 +27,12 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cnnjax import plots
 from cnnjax.config import ConfigError
-from cnnjax.data import augment
-from cnnjax.data.pipeline import DeviceSplit, normalize, replicate
+from cnnjax.data import augment, preprocess
+from cnnjax.data.pipeline import DeviceSplit, replicate
 from cnnjax.errors import NonFiniteLossError
-from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
+from cnnjax.evaluate.exact import classification_metrics, predict_logits, preprocess_predict_fn
 from cnnjax.metrics_log import MetricsWriter, read_metrics
-from cnnjax.train import ema, experiment, init_from, parallel, run_info, workdir_lock
+from cnnjax.train import ema, experiment, init_from, parallel, run_info, run_statistics, workdir_lock
 from cnnjax.train.checkpoint import SNAPSHOT, Checkpointer
 from cnnjax.train.profiling import StepProfiler
 from cnnjax.train.signals import StopFlag, stop_flag
@@ -60,7 +60,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         exp = experiment.build(config)
         with Checkpointer(workdir, config.keep_checkpoints) as ckpt:
             state, start = _initial_state(config, workdir, exp, ckpt)
-            programs = _compile(exp, state, start, ckpt.meta(start) if start else None)
+            # The preprocessing statistics: stored in the workdir (resumed) or derived once and stored there.
+            stats = None if exp.inputs is not None else \
+                run_statistics.for_training(config, workdir, exp.data.train_unresampled)
+            programs = _compile(exp, state, start, ckpt.meta(start) if start else None, stats)
             trainer = _Trainer(config, workdir, exp, ckpt, start)
             try:
                 with stop_flag() as stop:
@@ -108,13 +111,14 @@ class _Programs:
     close: Callable[[], None] = lambda: None
 
 
-def _compile(exp: experiment.Experiment, state: TrainState, start: int,
-             resume_meta: dict | None = None) -> _Programs:
+def _compile(exp: experiment.Experiment, state: TrainState, start: int, resume_meta: dict | None = None,
+             stats: preprocess.Statistics | None = None) -> _Programs:
+    """`stats`: the in-memory pipeline's preprocessing (constants of the programs); None for streamed input."""
     config, data = exp.config, exp.data
 
     def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array):
         images, labels = exp.batches(split, order, step)
-        return normalize(images, data.mean, data.std, exp.dtype), labels
+        return preprocess.apply(stats, images, exp.dtype), labels
 
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
                                 cfg=StepConfig.from_config(config))
@@ -130,7 +134,7 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int,
     return _Programs(compiled, epoch_order, train_data,
                      replicate(validation, exp.mesh) if validation is not None else None,
                      validation.labels if validation is not None else None,
-                     make_predict_fn(exp.model, data.mean, data.std, exp.mesh, exp.dtype))
+                     preprocess_predict_fn(exp.model, stats, exp.mesh, exp.dtype))
 
 
 def _run_steps(trainer: "_Trainer", programs: _Programs, state: TrainState, start: int,

@@ -18,7 +18,7 @@ from cnnjax.ensemble import members as member_lib, predictions
 from cnnjax.ensemble.members import MemberError
 from cnnjax.errors import CnnjaxError
 from cnnjax.ensemble.run import EnsembleError, evaluate_ensemble
-from cnnjax.evaluate.exact import make_predict_fn, predict_logits
+from cnnjax.evaluate.exact import predict_logits, preprocess_predict_fn
 from cnnjax.evaluate.run import evaluate_workdir, load_split_for
 from cnnjax.groups import write_members
 from cnnjax.train import loop
@@ -141,7 +141,7 @@ def test_the_group_forward_matches_one_member_at_a_time_to_float32_rounding(runs
         net = experiment.build_model(d.config, d.meta.num_classes, d.meta.image_shape)
         with open_read_only(d.member.workdir) as ckpt:
             variables, _ = restore_variables(ckpt, d.member.step, abstract_variables(net, d.meta.image_shape, mesh))
-        single = predict_logits(make_predict_fn(net, d.mean, d.std, mesh), variables,
+        single = predict_logits(preprocess_predict_fn(net, d.stats, mesh), variables,
                                 replicate(d.splits["validation"], mesh), 100, mesh)
         for logits in grouped.values():
             assert np.abs(logits[i] - single).max() <= _rounding_bound(single)
