@@ -37,7 +37,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.validation_size = 5000  # held out from train for model selection
     c.validation_seed = 0
     c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
-    c.augment = ""  # ops composed by name, e.g. "random_crop(padding=4)|flip_lr"
+    # On-device ops composed by name, e.g. "random_crop(padding=4)|flip_lr"; `cnnjax augment` draws what they do.
+    c.augment = ""
     # k-fold cross-validation: with cv_folds >= 2, validation is fold cv_fold (0..cv_folds-1) of a stratified
     # split of train fixed by validation_seed, and validation_size is ignored; 0 = off.
     c.cv_folds = 0
@@ -292,9 +293,10 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"stream.min_scale must be in (0, 1], got {s.min_scale}")
     if s.stats not in ("auto", "imagenet", "sample"):
         raise ConfigError(f"stream.stats must be 'auto', 'imagenet' or 'sample', got {s.stats!r}")
-    if config.augment:
-        raise ConfigError(f"augment={config.augment!r} is the in-memory pipeline's; the streaming pipeline crops "
-                          "and flips on the host (stream.min_scale, stream.flip): set --config.augment=''")
+    if _needs_training_pca(config.augment):
+        raise ConfigError(f"augment={config.augment!r}: fancy_pca(eig='train') needs the training images in memory; "
+                          "the streaming pipeline (host crops and flips, then these ops on device) can use "
+                          "fancy_pca(eig='imagenet')")
     for key in ("cv_folds", "bootstrap_seed", "train_sample_weights"):
         if config[key] not in (0, -1, ""):
             raise ConfigError(f"{key} needs the in-memory pipeline; use --config.input_pipeline=memory")
@@ -383,4 +385,10 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
 def _validate_augment(spec: str) -> None:
     from cnnjax.data import augment
 
-    augment.parse(spec)
+    augment.parse(spec)  # no data yet: checks names and arguments
+
+
+def _needs_training_pca(spec: str) -> bool:
+    from cnnjax.data import augment
+
+    return augment.needs_training_pca(spec)
