@@ -14,6 +14,7 @@ import dataclasses
 import flax.struct
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
@@ -75,6 +76,16 @@ class TrainBatches:
         applies to the host-cropped batch, so both pipelines draw the same keys."""
         ops = augment.parse(self.augment_spec, self.augment_context or augment.AugmentContext())
         return augment.apply(ops, self.augment_key(step), images)
+
+
+def train_batches(config: ml_collections.ConfigDict, num_train: int, train_images: np.ndarray | None,
+                  channels: int) -> TrainBatches:
+    """The run's TrainBatches with its augmentation context: what data-dependent ops need from the training
+    split (fancy PCA's eigenpairs) is computed once here (eval never augments; `train_images` is None for the
+    streaming pipeline), and the spec is parsed with it so a data-dependent error surfaces before compiling."""
+    context = augment.context_for(config.augment, train_images, channels)
+    augment.parse(config.augment, context)
+    return TrainBatches(num_train, config.batch_size, config.seed, config.augment, context)
 
 
 def normalize(images: jax.Array, mean: tuple[float, ...], std: tuple[float, ...], dtype=jnp.float32) -> jax.Array:
