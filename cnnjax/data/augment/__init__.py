@@ -2,7 +2,7 @@
 
 The registry, parser and batch application are in `registry` (pixel units and dtypes are explained there);
 the ops register themselves by name when their module is imported here: `geometric` (crops, flips, the
-affine family), `color` (channel shift, HSV jitter, fancy PCA), `erasing`, `randaugment`. Ops that need the
+affine family), `color` (channel shift, HSV jitter, fancy PCA), `erasing`, `rand_augment`. Ops that need the
 training data (fancy PCA) get it from an `AugmentContext` built by `context_for`.
 """
 
@@ -12,7 +12,7 @@ from cnnjax.data.augment.geometric import (flip_lr, flip_ud, random_crop, random
                                            shear, translate, warp, zoom)
 from cnnjax.data.augment.color import channel_shift, context_for, fancy_pca, hsv_jitter, needs_training_pca, rgb_pca
 from cnnjax.data.augment.erasing import random_erasing
-from cnnjax.data.augment.randaugment import randaugment
+from cnnjax.data.augment.rand_augment import randaugment
 
 __all__ = ["AugmentContext", "AugmentSpecError", "Op", "apply", "channel_shift", "context_for", "fancy_pca",
            "flip_lr", "flip_ud", "hsv_jitter", "needs_training_pca", "op_names", "parse", "parse_calls",

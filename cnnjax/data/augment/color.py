@@ -105,13 +105,13 @@ def hsv_jitter(power: tuple[float, float] = (0.25, 4.0), factor: tuple[float, fl
     log_power = (math.log(power[0]), math.log(power[1]))
     def op(key: jax.Array, image: jax.Array) -> jax.Array:
         _require_rgb("hsv_jitter", image)
-        k_pow, k_fac, k_add, k_hue = jax.random.split(key, 4)
-        exponent = jnp.exp(jax.random.uniform(k_pow, (2,), jnp.float32, *log_power))
-        scale = jax.random.uniform(k_fac, (2,), jnp.float32, *factor)
-        add = jax.random.uniform(k_add, (2,), jnp.float32, *shift)
+        u = jax.random.uniform(key, (7,))  # one draw: each threefry call costs compile time
+        exponent = jnp.exp(log_power[0] + (log_power[1] - log_power[0]) * u[0:2])
+        scale = factor[0] + (factor[1] - factor[0]) * u[2:4]
+        add = shift[0] + (shift[1] - shift[0]) * u[4:6]
         hsv = rgb_to_hsv(jnp.clip(image / 255.0, 0.0, 1.0))
         sv = jnp.clip(hsv[..., 1:] ** exponent * scale + add, 0.0, 1.0)
-        hue = (hsv[..., :1] + jax.random.uniform(k_hue, (), jnp.float32, *hue_shift)) % 1.0
+        hue = (hsv[..., :1] + hue_shift[0] + (hue_shift[1] - hue_shift[0]) * u[6]) % 1.0
         return hsv_to_rgb(jnp.concatenate([hue, sv], -1)) * 255.0
     return op
 

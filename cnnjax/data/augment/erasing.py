@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from cnnjax.data.augment.geometric import random_box
+from cnnjax.data.augment.geometric import box_uniforms, random_box
 from cnnjax.data.augment.registry import Op, interval, number, register_op, require
 
 
@@ -28,11 +28,12 @@ def random_erasing(prob: float = 0.5, scale: tuple[float, float] = (0.02, 0.33),
 
     def op(key: jax.Array, image: jax.Array) -> jax.Array:
         height, width, _ = image.shape
-        k_apply, k_box, k_fill = jax.random.split(key, 3)
-        top, left, h, w, found = random_box(k_box, height, width, scale, ratio)
+        k_draw, k_fill = jax.random.split(key) if random_fill else (key, key)
+        u = jax.random.uniform(k_draw, (box_uniforms() + 1,))
+        top, left, h, w, found = random_box(u[1:], height, width, scale, ratio)
         rows, cols = jnp.arange(height)[:, None, None], jnp.arange(width)[None, :, None]
         inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
-        erase = found & (jax.random.uniform(k_apply) < p)
+        erase = found & (u[0] < p)
         fill = jax.random.uniform(k_fill, image.shape, jnp.float32, 0, 255) if random_fill else jnp.float32(value)
         return jnp.where(erase & inside, fill, image)
     return op

@@ -135,20 +135,26 @@ def random_scale(range: tuple[float, float] = (0.9, 1.1)) -> Op:  # noqa: A002
 ATTEMPTS = 10  # random-resized crop / random erasing: boxes drawn before falling back (as torchvision)
 
 
-def random_box(key: jax.Array, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
+def box_uniforms(attempts: int = ATTEMPTS) -> int:
+    """How many uniforms `random_box` reads (ops draw all theirs in one call: each threefry call costs compile time)."""
+    return 2 * attempts + 2
+
+
+def random_box(u: jax.Array, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
                attempts: int = ATTEMPTS) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """(top, left, h, w, found) of a box with area fraction in `scale` and aspect w/h log-uniform in `ratio`:
-    the first of `attempts` draws that fits (all drawn at once: no data-dependent loop under jit)."""
-    k_area, k_ratio, k_top, k_left = jax.random.split(key, 4)
-    area = uniform(k_area, scale, (attempts,)) * height * width
-    aspect = jnp.exp(uniform(k_ratio, (math.log(ratio[0]), math.log(ratio[1])), (attempts,)))
+    """(top, left, h, w, found) of a box with area fraction in `scale` and aspect w/h log-uniform in `ratio`,
+    from `box_uniforms()` uniforms `u` in [0, 1): the first of `attempts` draws that fits (all drawn at once:
+    no data-dependent loop under jit)."""
+    area = (scale[0] + (scale[1] - scale[0]) * u[:attempts]) * height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    aspect = jnp.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[attempts:2 * attempts])
     w = jnp.round(jnp.sqrt(area * aspect)).astype(jnp.int32)
     h = jnp.round(jnp.sqrt(area / aspect)).astype(jnp.int32)
     fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
     first = jnp.argmax(fits)
     h, w = h[first], w[first]
-    top = jnp.floor(jax.random.uniform(k_top) * (height - h + 1)).astype(jnp.int32)
-    left = jnp.floor(jax.random.uniform(k_left) * (width - w + 1)).astype(jnp.int32)
+    top = jnp.floor(u[-2] * (height - h + 1)).astype(jnp.int32)
+    left = jnp.floor(u[-1] * (width - w + 1)).astype(jnp.int32)
     return top, left, h, w, fits.any()
 
 
@@ -163,7 +169,7 @@ def random_resized_crop(scale: tuple[float, float] = (0.08, 1.0),
             "scale=(0.08, 1), ratio=(0.75, 1.33)")
     def op(key: jax.Array, image: jax.Array) -> jax.Array:
         height, width, _ = image.shape
-        top, left, h, w, found = random_box(key, height, width, scale, ratio)
+        top, left, h, w, found = random_box(jax.random.uniform(key, (box_uniforms(),)), height, width, scale, ratio)
         aspect = min(max(width / height, ratio[0]), ratio[1])  # fallback, static
         fh, fw = min(height, round(width / aspect)), min(width, round(height * aspect))
         box = jnp.where(found, jnp.stack([top, left, h, w]),

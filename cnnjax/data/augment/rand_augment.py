@@ -21,11 +21,13 @@ from cnnjax.data.augment.registry import Op, number, register_op, require
 
 MAX_MAGNITUDE = 30  # torchvision's num_bins - 1
 GRAY = jnp.array([0.299, 0.587, 0.114])  # PIL's "L" conversion weights
-Branch = Callable[[jax.Array, jax.Array, float], jax.Array]  # (key, image, magnitude in [0, 1]) -> image
+# (u, image, magnitude in [0, 1]) -> image; u is a uniform in [0, 1) that picks the sign (one threefry call
+# for the whole op: each call costs compile time, and lax.switch compiles every branch)
+Branch = Callable[[jax.Array, jax.Array, float], jax.Array]
 
 
-def _signed(key: jax.Array, value: float) -> jax.Array:
-    return jnp.where(jax.random.bernoulli(key), value, -value)
+def _signed(u: jax.Array, value: float) -> jax.Array:
+    return jnp.where(u < 0.5, value, -value)
 
 
 def _gray(image: jax.Array) -> jax.Array:
@@ -38,8 +40,8 @@ def _blend(degenerate: jax.Array, image: jax.Array, factor: jax.Array) -> jax.Ar
 
 
 def _enhance(degenerate: Callable[[jax.Array], jax.Array]) -> Branch:
-    def branch(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
-        return _blend(degenerate(image), image, 1.0 + _signed(key, 0.9 * m))
+    def branch(u: jax.Array, image: jax.Array, m: float) -> jax.Array:
+        return _blend(degenerate(image), image, 1.0 + _signed(u, 0.9 * m))
     return branch
 
 
@@ -50,44 +52,47 @@ def _smooth(image: jax.Array) -> jax.Array:
     return image.at[1:-1, 1:-1].set(jnp.round(inner))
 
 
-def _identity(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
+def _identity(u: jax.Array, image: jax.Array, m: float) -> jax.Array:  # noqa: ARG001
     return image
 
 
-def _shear(axis: int) -> Branch:
-    def branch(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
-        return warp_about_centre(image, shear_matrix(_signed(key, 0.3 * m), axis))
-    return branch
+# The geometric ops as (u, image shape, magnitude) -> (matrix, shift) of `warp_about_centre`: one warp per
+# op step serves all five (an identity warp samples integer points, exactly), instead of one per branch.
+Affine = Callable[[jax.Array, tuple[int, ...], float], tuple[jax.Array, jax.Array]]
 
 
-def _translate(axis: int) -> Branch:
-    def branch(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
-        size = image.shape[axis]
-        shift = jnp.zeros(2).at[axis].set(_signed(key, 150 / 331 * size * m))
-        return warp_about_centre(image, jnp.eye(2), shift)
-    return branch
+def _shear(axis: int) -> Affine:
+    return lambda u, shape, m: (shear_matrix(_signed(u, 0.3 * m), axis), jnp.zeros(2))
 
 
-def _rotate(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
-    return warp_about_centre(image, rotation(jnp.deg2rad(_signed(key, 30.0 * m))))
+def _translate(axis: int) -> Affine:
+    return lambda u, shape, m: (jnp.eye(2), jnp.zeros(2).at[axis].set(_signed(u, 150 / 331 * shape[axis] * m)))
 
 
-def _posterize(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
+def _rotate(u: jax.Array, shape: tuple[int, ...], m: float) -> tuple[jax.Array, jax.Array]:
+    return rotation(jnp.deg2rad(_signed(u, 30.0 * m))), jnp.zeros(2)
+
+
+def _no_move(u: jax.Array, shape: tuple[int, ...], m: float) -> tuple[jax.Array, jax.Array]:
+    return jnp.eye(2), jnp.zeros(2)
+
+
+def _posterize(u: jax.Array, image: jax.Array, m: float) -> jax.Array:
     drop = int(round(4 * m))  # keep 8 - drop bits
     return jnp.floor(jnp.round(image) / 2 ** drop) * 2 ** drop
 
 
-def _solarize(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
+def _solarize(u: jax.Array, image: jax.Array, m: float) -> jax.Array:
     return jnp.where(image >= 256.0 * (1 - m), 255.0 - image, image)
 
 
-def _auto_contrast(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
+def _auto_contrast(u: jax.Array, image: jax.Array, m: float) -> jax.Array:
     low, high = image.min((0, 1)), image.max((0, 1))
     span = jnp.where(high > low, high - low, 1.0)
     return jnp.where(high > low, (image - low) * (255.0 / span), image)
 
 
-def _equalize(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
+def _equalize(u: jax.Array, image: jax.Array, m: float) -> jax.Array:
     """PIL's ImageOps.equalize per channel: lut[i] = (pixels below i + step // 2) // step."""
     def channel(c: jax.Array) -> jax.Array:
         values = jnp.clip(jnp.round(c), 0, 255).astype(jnp.int32)
@@ -100,13 +105,15 @@ def _equalize(key: jax.Array, image: jax.Array, m: float) -> jax.Array:
     return jax.vmap(channel, 2, 2)(image)
 
 
-BRANCHES: dict[str, Branch] = {
-    "identity": _identity,
+GEOMETRIC: dict[str, Affine] = {
     "shear_x": _shear(axis=1),
     "shear_y": _shear(axis=0),
     "translate_x": _translate(axis=1),
     "translate_y": _translate(axis=0),
     "rotate": _rotate,
+}
+PIXEL: dict[str, Branch] = {
+    "identity": _identity,  # first: what the pixel switch does when a geometric op was drawn
     "brightness": _enhance(jnp.zeros_like),
     "color": _enhance(lambda x: jnp.broadcast_to(_gray(x), x.shape)),
     "contrast": _enhance(lambda x: jnp.broadcast_to(jnp.round(_gray(x).mean()), x.shape)),
@@ -116,18 +123,28 @@ BRANCHES: dict[str, Branch] = {
     "auto_contrast": _auto_contrast,
     "equalize": _equalize,
 }
+NUM_OPS = len(GEOMETRIC) + len(PIXEL)  # the 14 ops drawn from
+
+
+def step(u: jax.Array, sign: jax.Array, image: jax.Array, m: float) -> jax.Array:
+    """One RandAugment op: index floor(u * 14) < 5 a geometric op (then the pixel identity), else a pixel op."""
+    index = jnp.minimum(jnp.floor(u * NUM_OPS).astype(jnp.int32), NUM_OPS - 1)
+    geometric = [functools.partial(f, shape=image.shape, m=m) for f in (*GEOMETRIC.values(), _no_move)]
+    matrix, shift = jax.lax.switch(jnp.minimum(index, len(GEOMETRIC)), geometric, sign)
+    image = warp_about_centre(image, matrix, shift)
+    pixel = [functools.partial(f, m=m) for f in PIXEL.values()]
+    return jax.lax.switch(jnp.maximum(index - len(GEOMETRIC), 0), pixel, sign, image)
 
 
 @register_op("randaugment")
 def randaugment(num_ops: int = 2, magnitude: float = 9) -> Op:
-    """`num_ops` ops in sequence, each drawn uniformly from `BRANCHES`, at `magnitude` in [0, 30]."""
+    """`num_ops` ops in sequence, each drawn uniformly from the 14 of GEOMETRIC and PIXEL, at `magnitude` in
+    [0, 30]."""
     require(type(num_ops) is int and num_ops >= 1, f"randaugment(num_ops=...) takes an integer >= 1, got {num_ops!r}")
     m = number("randaugment", "magnitude", magnitude, 0, MAX_MAGNITUDE) / MAX_MAGNITUDE
-    branches = [functools.partial(lambda b, k, x: b(k, x, m), b) for b in BRANCHES.values()]
 
     def op(key: jax.Array, image: jax.Array) -> jax.Array:
-        for k in jax.random.split(key, num_ops):
-            k_pick, k_op = jax.random.split(k)
-            image = jax.lax.switch(jax.random.randint(k_pick, (), 0, len(branches)), branches, k_op, image)
+        for pick, sign in jax.random.uniform(key, (num_ops, 2)):
+            image = step(pick, sign, image, m)
         return image
     return op
