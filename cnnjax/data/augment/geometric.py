@@ -22,8 +22,10 @@ def warp(image: jax.Array, matrix: jax.Array, offset: jax.Array, fill: float = 0
     grid = jnp.stack(jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
                                   indexing="ij"))
     coords = jnp.einsum("ij,jhw->ihw", matrix.astype(jnp.float32), grid) + offset.astype(jnp.float32)[:, None, None]
-    sample = lambda channel: jax.scipy.ndimage.map_coordinates(channel, list(coords), order=1, mode="constant",  # noqa: E731
-                                                               cval=fill)
+
+    def sample(channel: jax.Array) -> jax.Array:
+        return jax.scipy.ndimage.map_coordinates(channel, list(coords), order=1, mode="constant", cval=fill)
+
     return jax.vmap(sample, in_axes=2, out_axes=2)(image)
 
 
