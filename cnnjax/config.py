@@ -37,7 +37,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.validation_size = 5000  # held out from train for model selection
     c.validation_seed = 0
     c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
-    # On-device ops composed by name, e.g. "random_crop(padding=4)|flip_lr"; `cnnjax augment` draws what they do.
+    # On-device ops composed by name, e.g. "random_crop(padding=4)|flip_lr" (cnnjax.data.augment: flip_lr/ud,
+    # random_crop, random_resized_crop, translate, rotate, shear, zoom, random_scale, channel_shift, hsv_jitter,
+    # fancy_pca, random_erasing, randaugment); `cnnjax augment --config ...` draws what they feed the model.
     c.augment = ""
     # k-fold cross-validation: with cv_folds >= 2, validation is fold cv_fold (0..cv_folds-1) of a stratified
     # split of train fixed by validation_seed, and validation_size is ignored; 0 = off.

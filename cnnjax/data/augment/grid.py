@@ -12,6 +12,8 @@ import dataclasses
 import pathlib
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from cnnjax.config import ConfigError, load_config
@@ -40,7 +42,8 @@ def augment_rows(config_path: str, overrides: Sequence[str], rows: int, cols: in
     batches = train_batches(config, len(data.train), data.train.images, data.meta.image_shape[-1])
     batches = dataclasses.replace(batches, seed=seed)
     originals = data.train.images[np.sort(np.asarray(batches.order(0))[:cols])]
-    passes = [np.asarray(batches.augmented(originals, step)) for step in range(rows - 1)]
+    augmented = jax.jit(batches.augmented)  # one compile for every row (the step is traced)
+    passes = [np.asarray(augmented(originals, jnp.asarray(step, jnp.int32))) for step in range(rows - 1)]
     return np.stack([originals, *passes])
 
 
