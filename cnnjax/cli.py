@@ -1,5 +1,6 @@
 """The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`, `cnnjax convert MODEL FILE`,
-`cnnjax report [--results PATH...] [--out DIR]`.
+`cnnjax report [--results PATH...] [--out DIR]`,
+`cnnjax augment --config CFG [--config.key=value ...] --out grid.png`.
 
 Every subcommand is an (help, add_arguments, run) entry of `COMMANDS`, so new ones (training, evaluation)
 plug in without touching the dispatch. The tables come from `cnnjax.introspect`, which never imports this
@@ -62,6 +63,23 @@ def run_summary(args: argparse.Namespace) -> None:
     print(format_summary(summarize(args.model, args.input_size, args.num_classes)))
 
 
+def add_augment_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="config file with get_config(); --config.key=value overrides")
+    parser.add_argument("--out", required=True, help="PNG to write")
+    parser.add_argument("--rows", type=int, default=4, help="first row: originals; then augmented passes")
+    parser.add_argument("--cols", type=int, default=8, help="training examples per row")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the augmentation keys")
+    parser.add_argument("--scale", type=int, default=0, help="integer upscaling of each tile (0: at least 64 px)")
+    parser.set_defaults(takes_overrides=True)
+
+
+def run_augment(args: argparse.Namespace) -> None:
+    from cnnjax.data.augment.grid import write_grid  # loads TFDS/JAX: only for this command
+
+    path = write_grid(args.config, args.overrides, args.out, args.rows, args.cols, args.seed, args.scale)
+    print(f"wrote {path}")
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {
     "models": ("table of every registered model: params, MACs, input size, torchvision twin",
                add_models_arguments, run_models),
@@ -71,6 +89,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                 convert_files.add_arguments, convert_files.run),
     "report": ("params, MACs and top-1/top-5 of every model: ours (eval.py results) vs published; CSV, Markdown, PNG",
                report_command.add_arguments, report_command.run),
+    "augment": ("PNG grid of training examples as the pipeline feeds them: originals, then augmented passes",
+                add_augment_arguments, run_augment),
 }
 
 
@@ -85,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, overrides = parser.parse_known_args(argv)
+    if overrides and not getattr(args, "takes_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(overrides)}")
+    args.overrides = overrides
     try:
         args.run(args)
     except (CnnjaxError, UnknownModelError) as err:

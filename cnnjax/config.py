@@ -37,7 +37,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.validation_size = 5000  # held out from train for model selection
     c.validation_seed = 0
     c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
-    c.augment = ""  # ops composed by name, e.g. "random_crop(padding=4)|flip_lr"
+    # On-device ops composed by name, e.g. "random_crop(padding=4)|flip_lr" (cnnjax.data.augment: flip_lr/ud,
+    # random_crop, random_resized_crop, translate, rotate, shear, zoom, random_scale, channel_shift, hsv_jitter,
+    # fancy_pca, random_erasing, randaugment); `cnnjax augment --config ...` draws what they feed the model.
+    c.augment = ""
     # Input preprocessing from training-split statistics (cnnjax.data.preprocess), stored in the workdir for eval:
     # standardize (per-channel mean/std), center, pixel_mean, minmax ([-1, 1]), pca_whiten, zca (eps 1e-5).
     c.preprocess = "standardize"
@@ -296,9 +299,10 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"stream.min_scale must be in (0, 1], got {s.min_scale}")
     if s.stats not in ("auto", "imagenet", "sample"):
         raise ConfigError(f"stream.stats must be 'auto', 'imagenet' or 'sample', got {s.stats!r}")
-    if config.augment:
-        raise ConfigError(f"augment={config.augment!r} is the in-memory pipeline's; the streaming pipeline crops "
-                          "and flips on the host (stream.min_scale, stream.flip): set --config.augment=''")
+    if _needs_training_pca(config.augment):
+        raise ConfigError(f"augment={config.augment!r}: fancy_pca(eig='train') needs the training images in memory; "
+                          "the streaming pipeline (host crops and flips, then these ops on device) can use "
+                          "fancy_pca(eig='imagenet')")
     for key in ("cv_folds", "bootstrap_seed", "train_sample_weights"):
         if config[key] not in (0, -1, ""):
             raise ConfigError(f"{key} needs the in-memory pipeline; use --config.input_pipeline=memory")
@@ -400,4 +404,10 @@ def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
 def _validate_augment(spec: str) -> None:
     from cnnjax.data import augment
 
-    augment.parse(spec)
+    augment.parse(spec)  # no data yet: checks names and arguments
+
+
+def _needs_training_pca(spec: str) -> bool:
+    from cnnjax.data import augment
+
+    return augment.needs_training_pca(spec)

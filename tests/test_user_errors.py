@@ -26,7 +26,7 @@ OVERRIDES = {
     "init": (["--config.model_overrides.init=foo"], "unknown init 'foo'"),
     "option": (["--config.model=resnet20", "--config.model_overrides.norm=foo"], "has no option 'norm'"),
     "option_type": (["--config.model_overrides.hidden=128"], "mlp with"),
-    "augment_op": (["--config.augment=rotate(10)"], "unknown augmentation 'rotate'"),
+    "augment_op": (["--config.augment=twirl(10)"], "unknown augmentation 'twirl'"),
     "augment_paren": (["--config.augment=random_crop(padding=4"], "cannot parse augmentation"),
     "augment_keyword": (["--config.augment=random_crop(paddin=4)"], "has no argument 'paddin'"),
     "augment_positional": (["--config.augment=random_crop(8)"], "give arguments by name"),

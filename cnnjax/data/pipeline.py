@@ -14,6 +14,7 @@ import dataclasses
 import flax.struct
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
@@ -43,6 +44,7 @@ class TrainBatches:
     batch_size: int
     seed: int
     augment_spec: str = ""
+    augment_context: augment.AugmentContext | None = None  # what data-dependent ops need (augment.context_for)
 
     @property
     def steps_per_epoch(self) -> int:  # the last partial batch of an epoch is dropped in training
@@ -63,9 +65,27 @@ class TrainBatches:
     def __call__(self, data: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(uint8 images, labels) of global step `step`, augmented; `order` = self.order(epoch of step)."""
         index = self.indices(order, step)
-        images, labels = data.images[index], data.labels[index]
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), AUGMENT_STREAM), step)
-        return augment.apply(augment.parse(self.augment_spec), key, images), labels
+        return self.augmented(data.images[index], step), data.labels[index]
+
+    def augment_key(self, step: int | jax.Array) -> jax.Array:
+        """The key the global batch of `step` is augmented with (split per example by `augment.apply`)."""
+        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), AUGMENT_STREAM), step)
+
+    def augmented(self, images: jax.Array, step: int | jax.Array) -> jax.Array:
+        """The global batch of `step` through the spec's ops: also what the streaming pipeline's device side
+        applies to the host-cropped batch, so both pipelines draw the same keys."""
+        ops = augment.parse(self.augment_spec, self.augment_context or augment.AugmentContext())
+        return augment.apply(ops, self.augment_key(step), images)
+
+
+def train_batches(config: ml_collections.ConfigDict, num_train: int, train_images: np.ndarray | None,
+                  channels: int) -> TrainBatches:
+    """The run's TrainBatches with its augmentation context: what data-dependent ops need from the training
+    split (fancy PCA's eigenpairs) is computed once here (eval never augments; `train_images` is None for the
+    streaming pipeline), and the spec is parsed with it so a data-dependent error surfaces before compiling."""
+    context = augment.context_for(config.augment, train_images, channels)
+    augment.parse(config.augment, context)
+    return TrainBatches(num_train, config.batch_size, config.seed, config.augment, context)
 
 
 def normalize(images: jax.Array, mean: tuple[float, ...], std: tuple[float, ...], dtype=jnp.float32) -> jax.Array:

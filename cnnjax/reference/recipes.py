@@ -42,10 +42,10 @@ def paper_recipe(model: str, dataset: str, *, model_overrides: dict[str, Any] | 
 
 def imagenet_recipe(model: str, *, stream: dict[str, Any] | None = None, **keys: Any) -> ml_collections.ConfigDict:
     """ILSVRC-2012 (TFDS imagenet2012, 1,281,167 training images) through the streaming input pipeline: random
-    resized crops at the model's input size and flips on the host, validation on the 50k validation set
+    resized crops at the model's input size and flips on the host (`augment` adds device ops), validation on the 50k validation set
     (centre crop of the shorter side resized to crop / crop_pct, e.g. 224 of 256); `stream` overrides its keys.
     """
-    config = paper_recipe(model, "imagenet2012", input_pipeline="stream", augment="", **keys)
+    config = paper_recipe(model, "imagenet2012", input_pipeline="stream", **{"augment": "", **keys})
     info = model_info(model)
     config.stream.crop_size = info.input_shape[0]
     config.stream.resize_size = round(info.input_shape[0] / info.crop_pct)

@@ -16,7 +16,7 @@ from jax.sharding import Mesh
 
 from cnnjax.config import ConfigError
 from cnnjax.data.splits import Datasets, load_for_config
-from cnnjax.data.pipeline import TrainBatches
+from cnnjax.data.pipeline import TrainBatches, train_batches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
 from cnnjax import sharding
@@ -78,7 +78,8 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     sharding.check_batch_size(config.batch_size, mesh)
     if config.batch_size > num_train:
         raise ConfigError(f"batch_size={config.batch_size} exceeds the {num_train} training examples")
-    batches = TrainBatches(num_train, config.batch_size, config.seed, config.augment)
+    batches = train_batches(config, num_train, data.train.images if inputs is None else None,
+                            data.meta.image_shape[-1])
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
     return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs)

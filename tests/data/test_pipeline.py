@@ -44,8 +44,8 @@ def test_augment_parse_and_batch_apply_are_per_example():
     images = jnp.ones((8, 28, 28, 1), jnp.uint8)
     out = augment.apply(ops, jax.random.PRNGKey(0), images)
     assert out.shape == images.shape and out.dtype == jnp.uint8
-    with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
-        augment.parse("rotate")
+    with pytest.raises(ValueError, match="unknown augmentation 'twirl'"):
+        augment.parse("twirl")
 
 
 def test_batches_are_gathered_from_device_data():
