@@ -48,6 +48,17 @@ def base_config() -> ml_collections.ConfigDict:
     # A .npy of one weight >= 0 per training example (in the order of splits.training_examples): resample in
     # proportion to them (boosting), seeded by bootstrap_seed if >= 0 else seed. "" = off.
     c.train_sample_weights = ""
+    # Class imbalance (seed 004), see cnnjax/data/balance.py. class_counts: keep at most this many training examples
+    # of each class, one count per class, e.g. (1000,) * 5 + (50,) * 5 (seeded by validation_seed; validation and
+    # test untouched); () = off.
+    c.class_counts = ()
+    # Train on these classes only, e.g. (0, 1, 2, 3, 4): stage 1 of two-stage fine-tuning; () = all.
+    c.train_classes = ()
+    # Each epoch: "none" (a permutation), "oversample" (N draws, classes equally likely), "undersample" (K x the
+    # smallest class count), "minority_crops" (every example, plus augmented copies of the smaller classes).
+    c.class_balance = "none"
+    # Loss weight per class: "" = off, "balanced" (n / (K * n_c)) or one weight per class, e.g. "1,1,1,5,5".
+    c.class_weights = ""
     # How long and how big.
     c.num_epochs = 10
     c.batch_size = 128  # global, across all devices and hosts
@@ -267,6 +278,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.schedule == "plateau" and not has_validation(config):
         raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")
     _validate_ensemble_members(config)
+    _validate_imbalance(config)
     _validate_numerics(config)
     _validate_stream(config)
 
@@ -331,6 +343,37 @@ def _validate_ensemble_members(config: ml_collections.ConfigDict) -> None:
         if config.warmup_epochs >= config.num_epochs // config.num_cycles:
             raise ConfigError(f"warmup_epochs={config.warmup_epochs} must be shorter than a cycle "
                               f"({config.num_epochs // config.num_cycles} epochs)")
+
+
+def _validate_imbalance(config: ml_collections.ConfigDict) -> None:
+    """class_counts, train_classes, class_balance, class_weights (configs older than them read them as off)."""
+    from cnnjax.data.balance import CLASS_BALANCE, BalanceError, parse_class_weights
+
+    for key, least in (("class_counts", 1), ("train_classes", 0)):
+        value = config.get(key, ())
+        if not all(type(v) is int and v >= least for v in value):
+            raise ConfigError(f"{key} must be a tuple of integers >= {least}, e.g. --config.{key}='(0, 1, 2)', "
+                              f"got {value!r}")
+    if len(set(config.get("train_classes", ()))) != len(config.get("train_classes", ())):
+        raise ConfigError(f"train_classes lists a class twice: {config.train_classes!r}")
+    balance, weights = config.get("class_balance", "none"), config.get("class_weights", "")
+    if balance not in CLASS_BALANCE:
+        raise ConfigError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}, got {balance!r}")
+    if balance == "minority_crops" and not config.augment.strip():
+        raise ConfigError("class_balance='minority_crops' adds augmented copies of the smaller classes: set "
+                          "--config.augment (e.g. 'random_crop(padding=2)|flip_lr'), or use 'oversample'")
+    try:
+        parsed = parse_class_weights(weights)
+    except BalanceError as err:
+        raise ConfigError(str(err)) from None
+    if parsed is not None and balance != "none":
+        raise ConfigError(f"class_weights={weights!r} and class_balance={balance!r} both correct the imbalance "
+                          "(together they over-correct it); set one of them to ''/'none'")
+    if config.get("input_pipeline", "memory") == "stream" or config.dataset == "synthetic":
+        if config.get("class_counts", ()) or config.get("train_classes", ()) or balance != "none" \
+                or parsed == "balanced":
+            raise ConfigError("class_counts, train_classes, class_balance and class_weights='balanced' read the "
+                              "training labels: use --config.input_pipeline=memory (or explicit class_weights)")
 
 
 def _validate_numerics(config: ml_collections.ConfigDict) -> None:

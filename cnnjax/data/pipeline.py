@@ -18,6 +18,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from cnnjax.data import augment
+from cnnjax.data.balance import EpochSampler
 from cnnjax.data.sources import Split
 from cnnjax.sharding import replicate_array
 
@@ -43,17 +44,25 @@ class TrainBatches:
     batch_size: int
     seed: int
     augment_spec: str = ""
+    sampler: EpochSampler | None = None  # class_balance: a class-balanced epoch instead of a permutation
+
+    @property
+    def epoch_size(self) -> int:
+        """Examples an epoch visits: the split's size, or what the class-balanced sampler draws."""
+        return self.num_examples if self.sampler is None else self.sampler.epoch_size
 
     @property
     def steps_per_epoch(self) -> int:  # the last partial batch of an epoch is dropped in training
-        return self.num_examples // self.batch_size
+        return self.epoch_size // self.batch_size
 
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
 
     def order(self, epoch: int | jax.Array) -> jax.Array:
-        """The permutation of the training examples for `epoch`."""
+        """The training examples `epoch` visits, in order: a permutation, or the sampler's balanced draw."""
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), SHUFFLE_STREAM), epoch)
+        if self.sampler is not None:
+            return self.sampler.order(key)
         return jax.random.permutation(key, jnp.arange(self.num_examples, dtype=jnp.int32))
 
     def indices(self, order: jax.Array, step: jax.Array) -> jax.Array:
