@@ -2,7 +2,8 @@
 
 The whole split lives on every device as uint8; the batch of global step s is a pure function of
 (seed, s): epoch e = s // steps_per_epoch reads a permutation keyed by (seed, e), computed once per epoch
-(sorting the whole split every step would cost more than a small model's step). Nothing about the order
+(sorting the whole split every step would cost more than a small model's step); with `class_balance` the
+epoch's class-balanced draw of `balance.EpochSampler`, keyed alike. Nothing about the order
 depends on the host, on the device count or on where a run was interrupted, which is what makes resumed
 runs bit-identical to uninterrupted ones.
 """

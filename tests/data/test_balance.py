@@ -8,13 +8,14 @@ pixels); the recall test on real Fashion-MNIST is tests/train/test_imbalance_rec
 from __future__ import annotations
 
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnjax.config import ConfigError, base_config, validate
+from cnnjax.config import ConfigError, base_config, load_config, validate
 from cnnjax.data import balance, splits
 from cnnjax.data.pipeline import DeviceSplit, TrainBatches
 from cnnjax.data.sources import DatasetMeta, Split
@@ -187,3 +188,14 @@ def test_counts_the_data_cannot_give_are_one_line_errors(synthetic):
         splits.load_for_config(_config(train_classes=(0, 7)))
     with pytest.raises(ConfigError, match="3 weights for 5 classes"):
         experiment.build(_config(class_weights="1,2,3"))
+
+
+def test_the_two_stage_configs_train_stage_one_on_the_large_classes_then_all_on_the_same_data():
+    configs = pathlib.Path(__file__).resolve().parents[2] / "configs/fashion_mnist"
+    stage1 = load_config(str(configs / "imbalanced_stage1.py"))
+    stage2 = load_config(str(configs / "imbalanced_stage2.py"))
+    assert stage1.train_classes == (0, 1, 2, 3, 4) and stage2.train_classes == ()
+    counts = np.array(stage1.class_counts)
+    assert set(stage1.train_classes) == set(np.flatnonzero(counts == counts.max()).tolist())
+    for key in ("model", "dataset", "class_counts", "validation_size", "validation_seed", "model_overrides"):
+        assert stage1[key] == stage2[key], key
