@@ -11,8 +11,12 @@ Commands:
   python train.py --config configs/fashion_mnist/imbalanced_stage2.py --workdir runs/imb_stage2 \\
       --config.init_from=runs/imb_stage1
   python eval.py --workdir runs/imb_stage2 --split test
-Expected: not measured yet (the recall gain of the balancing options is measured by
-          tests/train/test_imbalance_recall.py).
+Expected: stage 1 ends at 46.94% validation top-1 (of at most 50%: classes 5-9 are never trained on); after
+          stage 2, 86.43% test top-1 with 84.26% mean test recall of the minority classes 5-9 (88.60% on 0-4).
+          The same data trained on all classes for the same 15 epochs without balancing (this config with
+          --config.train_classes='()' --config.num_epochs=15): 82.74% test top-1, minority recall 71.92%
+          (93.56% on 0-4). Measured once each (seed 0) on a shared 2-core CPU; recall from `eval.py --out`'s
+          logits.
 """
 
 from cnnjax.config import adam_cosine_recipe
