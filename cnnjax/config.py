@@ -345,37 +345,6 @@ def _validate_ensemble_members(config: ml_collections.ConfigDict) -> None:
                               f"({config.num_epochs // config.num_cycles} epochs)")
 
 
-def _validate_imbalance(config: ml_collections.ConfigDict) -> None:
-    """class_counts, train_classes, class_balance, class_weights (configs older than them read them as off)."""
-    from cnnjax.data.balance import CLASS_BALANCE, BalanceError, parse_class_weights
-
-    for key, least in (("class_counts", 1), ("train_classes", 0)):
-        value = config.get(key, ())
-        if not all(type(v) is int and v >= least for v in value):
-            raise ConfigError(f"{key} must be a tuple of integers >= {least}, e.g. --config.{key}='(0, 1, 2)', "
-                              f"got {value!r}")
-    if len(set(config.get("train_classes", ()))) != len(config.get("train_classes", ())):
-        raise ConfigError(f"train_classes lists a class twice: {config.train_classes!r}")
-    balance, weights = config.get("class_balance", "none"), config.get("class_weights", "")
-    if balance not in CLASS_BALANCE:
-        raise ConfigError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}, got {balance!r}")
-    if balance == "minority_crops" and not config.augment.strip():
-        raise ConfigError("class_balance='minority_crops' adds augmented copies of the smaller classes: set "
-                          "--config.augment (e.g. 'random_crop(padding=2)|flip_lr'), or use 'oversample'")
-    try:
-        parsed = parse_class_weights(weights)
-    except BalanceError as err:
-        raise ConfigError(str(err)) from None
-    if parsed is not None and balance != "none":
-        raise ConfigError(f"class_weights={weights!r} and class_balance={balance!r} both correct the imbalance "
-                          "(together they over-correct it); set one of them to ''/'none'")
-    if config.get("input_pipeline", "memory") == "stream" or config.dataset == "synthetic":
-        if config.get("class_counts", ()) or config.get("train_classes", ()) or balance != "none" \
-                or parsed == "balanced":
-            raise ConfigError("class_counts, train_classes, class_balance and class_weights='balanced' read the "
-                              "training labels: use --config.input_pipeline=memory (or explicit class_weights)")
-
-
 def _validate_numerics(config: ml_collections.ConfigDict) -> None:
     """The EMA and profiler keys."""
     if not 0 <= config.ema_decay < 1:
@@ -421,6 +390,15 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{config.model} with {config.model_overrides.to_dict()}: {first_line(err, None)}") \
             from None
+
+
+def _validate_imbalance(config: ml_collections.ConfigDict) -> None:
+    from cnnjax.data import balance
+
+    try:
+        balance.check_config(config)
+    except balance.BalanceError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _validate_augment(spec: str) -> None:

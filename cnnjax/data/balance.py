@@ -23,6 +23,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from cnnjax.data.types import Split
@@ -146,3 +147,30 @@ class EpochSampler:
 def epoch_sampler(mode: str, labels: np.ndarray) -> EpochSampler | None:
     """The sampler of `class_balance=mode` (None for "none": the plain permutation)."""
     return None if mode == "none" else EpochSampler(mode, np.asarray(labels))
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """config.validate's checks of class_counts, train_classes, class_balance, class_weights (configs older than
+    them read them as off); it turns the BalanceError into a ConfigError."""
+    for key, least in (("class_counts", 1), ("train_classes", 0)):
+        value = config.get(key, ())
+        if not all(type(v) is int and v >= least for v in value):
+            raise BalanceError(f"{key} must be a tuple of integers >= {least}, e.g. --config.{key}='(0, 1, 2)', "
+                              f"got {value!r}")
+    if len(set(config.get("train_classes", ()))) != len(config.get("train_classes", ())):
+        raise BalanceError(f"train_classes lists a class twice: {config.train_classes!r}")
+    balance, weights = config.get("class_balance", "none"), config.get("class_weights", "")
+    if balance not in CLASS_BALANCE:
+        raise BalanceError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}, got {balance!r}")
+    if balance == "minority_crops" and not config.augment.strip():
+        raise BalanceError("class_balance='minority_crops' adds augmented copies of the smaller classes: set "
+                          "--config.augment (e.g. 'random_crop(padding=2)|flip_lr'), or use 'oversample'")
+    parsed = parse_class_weights(weights)
+    if parsed is not None and balance != "none":
+        raise BalanceError(f"class_weights={weights!r} and class_balance={balance!r} both correct the imbalance "
+                          "(together they over-correct it); set one of them to ''/'none'")
+    if config.get("input_pipeline", "memory") == "stream" or config.dataset == "synthetic":
+        if config.get("class_counts", ()) or config.get("train_classes", ()) or balance != "none" \
+                or parsed == "balanced":
+            raise BalanceError("class_counts, train_classes, class_balance and class_weights='balanced' read the "
+                              "training labels: use --config.input_pipeline=memory (or explicit class_weights)")
