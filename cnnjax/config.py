@@ -54,6 +54,17 @@ def base_config() -> ml_collections.ConfigDict:
     # A .npy of one weight >= 0 per training example (in the order of splits.training_examples): resample in
     # proportion to them (boosting), seeded by bootstrap_seed if >= 0 else seed. "" = off.
     c.train_sample_weights = ""
+    # Class imbalance (seed 004), see cnnjax/data/balance.py. class_counts: keep at most this many training examples
+    # of each class, one count per class, e.g. (1000,) * 5 + (50,) * 5 (seeded by validation_seed; validation and
+    # test untouched); () = off.
+    c.class_counts = ()
+    # Train on these classes only, e.g. (0, 1, 2, 3, 4): stage 1 of two-stage fine-tuning; () = all.
+    c.train_classes = ()
+    # Each epoch: "none" (a permutation), "oversample" (N draws, classes equally likely), "undersample" (K x the
+    # smallest class count), "minority_crops" (every example, plus augmented copies of the smaller classes).
+    c.class_balance = "none"
+    # Loss weight per class: "" = off, "balanced" (n / (K * n_c)) or one weight per class, e.g. "1,1,1,5,5".
+    c.class_weights = ""
     # How long and how big.
     c.num_epochs = 10
     c.batch_size = 128  # global, across all devices and hosts
@@ -274,6 +285,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.schedule == "plateau" and not has_validation(config):
         raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")
     _validate_ensemble_members(config)
+    _validate_imbalance(config)
     _validate_numerics(config)
     _validate_stream(config)
 
@@ -399,6 +411,15 @@ def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
     if streamed and kind != "standardize":
         raise ConfigError(f"preprocess={kind!r} needs the in-memory pipeline (the streaming one normalises per channel "
                           "with stream.stats): use --config.input_pipeline=memory or --config.preprocess=standardize")
+
+
+def _validate_imbalance(config: ml_collections.ConfigDict) -> None:
+    from cnnjax.data import balance
+
+    try:
+        balance.check_config(config)
+    except balance.BalanceError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _validate_augment(spec: str) -> None:

@@ -2,7 +2,8 @@
 
 The whole split lives on every device as uint8; the batch of global step s is a pure function of
 (seed, s): epoch e = s // steps_per_epoch reads a permutation keyed by (seed, e), computed once per epoch
-(sorting the whole split every step would cost more than a small model's step). Nothing about the order
+(sorting the whole split every step would cost more than a small model's step); with `class_balance` the
+epoch's class-balanced draw of `balance.EpochSampler`, keyed alike. Nothing about the order
 depends on the host, on the device count or on where a run was interrupted, which is what makes resumed
 runs bit-identical to uninterrupted ones.
 """
@@ -19,6 +20,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from cnnjax.data import augment, preprocess
+from cnnjax.data.balance import EpochSampler
 from cnnjax.data.sources import Split
 from cnnjax.sharding import replicate_array
 
@@ -45,17 +47,25 @@ class TrainBatches:
     seed: int
     augment_spec: str = ""
     augment_context: augment.AugmentContext | None = None  # what data-dependent ops need (augment.context_for)
+    sampler: EpochSampler | None = None  # class_balance: a class-balanced epoch instead of a permutation
+
+    @property
+    def epoch_size(self) -> int:
+        """Examples an epoch visits: the split's size, or what the class-balanced sampler draws."""
+        return self.num_examples if self.sampler is None else self.sampler.epoch_size
 
     @property
     def steps_per_epoch(self) -> int:  # the last partial batch of an epoch is dropped in training
-        return self.num_examples // self.batch_size
+        return self.epoch_size // self.batch_size
 
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
 
     def order(self, epoch: int | jax.Array) -> jax.Array:
-        """The permutation of the training examples for `epoch`."""
+        """The training examples `epoch` visits, in order: a permutation, or the sampler's balanced draw."""
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), SHUFFLE_STREAM), epoch)
+        if self.sampler is not None:
+            return self.sampler.order(key)
         return jax.random.permutation(key, jnp.arange(self.num_examples, dtype=jnp.int32))
 
     def indices(self, order: jax.Array, step: jax.Array) -> jax.Array:
@@ -79,13 +89,14 @@ class TrainBatches:
 
 
 def train_batches(config: ml_collections.ConfigDict, num_train: int, train_images: np.ndarray | None,
-                  channels: int) -> TrainBatches:
+                  channels: int, sampler: EpochSampler | None = None) -> TrainBatches:
     """The run's TrainBatches with its augmentation context: what data-dependent ops need from the training
     split (fancy PCA's eigenpairs) is computed once here (eval never augments; `train_images` is None for the
     streaming pipeline), and the spec is parsed with it so a data-dependent error surfaces before compiling."""
     context = augment.context_for(config.augment, train_images, channels)
     augment.parse(config.augment, context)
-    return TrainBatches(num_train, config.batch_size, config.seed, config.augment, context)
+    return TrainBatches(num_train, config.batch_size, config.seed, config.augment, augment_context=context,
+                        sampler=sampler)
 
 
 def normalize(images: jax.Array, mean: tuple[float, ...], std: tuple[float, ...], dtype=jnp.float32) -> jax.Array:

@@ -1,5 +1,7 @@
 """Train / validation / test: validation is carved from train, test is only ever used for reporting.
 
+Class imbalance carves the training split too (`class_counts`, `train_classes`, see `balance.py`).
+
 Ensemble members differ in what they train on: `load_for_config` also makes the k-fold carve
 (`cv_folds`), the bootstrap resample (`bootstrap_seed`, bagging) and the weighted resample
 (`train_sample_weights`, boosting). Resampling replaces only the examples trained on: validation, test
@@ -17,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from cnnjax.data.preprocess import channel_moments
+from cnnjax.data.balance import carve_class_counts, keep_classes
 from cnnjax.data.sources import DatasetMeta, Split, dataset_meta, load_split
 from cnnjax.errors import CnnjaxError
 
@@ -100,17 +103,26 @@ def channel_stats(split: Split) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def load_datasets(name: str, data_dir: str = "", validation_size: int = 5000, validation_seed: int = 0,
                   num_train_examples: int = 0, with_test: bool = True, cv_folds: int = 0,
-                  cv_fold: int = 0) -> Datasets:
+                  cv_fold: int = 0, class_counts: tuple[int, ...] = (), train_classes: tuple[int, ...] = ()
+                  ) -> Datasets:
     """The run's splits and the training statistics, without resampling; `with_test=False` skips reading
     test (evaluation of train or validation needs only train, whose statistics normalise every split).
-    With `cv_folds` >= 2 validation is fold `cv_fold` (`validation_size` is ignored)."""
+    With `cv_folds` >= 2 validation is fold `cv_fold` (`validation_size` is ignored).
+
+    `class_counts` then keeps at most that many training examples of each class (an imbalanced dataset: the
+    statistics are its own); `train_classes` keeps only those classes' examples to train on, after the
+    statistics, so both stages of a two-stage fine-tuning normalise alike. Validation and test are untouched."""
     meta = dataset_meta(name, data_dir)
     full = load_split(name, "train", data_dir)
     if cv_folds >= 2:
         train, validation = carve_fold(full, cv_folds, cv_fold, validation_seed, num_train_examples)
     else:
         train, validation = carve_validation(full, validation_size, validation_seed, num_train_examples)
+    if class_counts:
+        train = carve_class_counts(train, tuple(class_counts), validation_seed)
     mean, std = channel_stats(train)
+    if train_classes:
+        train = keep_classes(train, tuple(train_classes))
     return Datasets(meta, train, validation, load_split(name, "test", data_dir) if with_test else None, mean, std)
 
 
@@ -122,7 +134,8 @@ def load_for_config(config: ml_collections.ConfigDict, with_test: bool = True, r
     Configs of runs older than these keys read them as their defaults (off).
     """
     data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
-                         config.num_train_examples, with_test, config.get("cv_folds", 0), config.get("cv_fold", 0))
+                         config.num_train_examples, with_test, config.get("cv_folds", 0), config.get("cv_fold", 0),
+                         config.get("class_counts", ()), config.get("train_classes", ()))
     seed, weights = resample_plan(config, len(data.train)) if resample else (None, None)
     if seed is None:
         return data

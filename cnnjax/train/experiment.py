@@ -15,6 +15,7 @@ import optax
 from jax.sharding import Mesh
 
 from cnnjax.config import ConfigError
+from cnnjax.data import balance
 from cnnjax.data.splits import Datasets, load_for_config
 from cnnjax.data.pipeline import TrainBatches, train_batches
 from cnnjax.data.stream import inputs as stream_inputs
@@ -36,6 +37,7 @@ class Experiment:
     schedule: optim.Schedule
     tx: optax.GradientTransformation
     inputs: stream_inputs.StreamInputs | None = None  # host-streamed or synthetic batches (not `data`)
+    class_weights: tuple[float, ...] = ()  # the loss weight of each class (class_weights); () = unweighted
 
     @property
     def total_steps(self) -> int:
@@ -76,10 +78,19 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     num_train = len(data.train) if inputs is None else inputs.num_train
     mesh = sharding.make_mesh(config.num_devices)
     sharding.check_batch_size(config.batch_size, mesh)
-    if config.batch_size > num_train:
-        raise ConfigError(f"batch_size={config.batch_size} exceeds the {num_train} training examples")
+    labels = data.train_unresampled.labels if inputs is None else None  # validate(): no label-reading key streams
+    try:
+        sampler = None if labels is None else balance.epoch_sampler(config.get("class_balance", "none"),
+                                                                     data.train.labels)
+        class_weights = balance.class_weights(config.get("class_weights", ""), labels, data.meta.num_classes)
+    except balance.BalanceError as err:
+        raise ConfigError(str(err)) from None
     batches = train_batches(config, num_train, data.train.images if inputs is None else None,
-                            data.meta.image_shape[-1])
+                            data.meta.image_shape[-1], sampler)
+    if config.batch_size > batches.epoch_size:
+        raise ConfigError(f"batch_size={config.batch_size} exceeds the {batches.epoch_size} training examples "
+                          "of an epoch")
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
-    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs)
+    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs,
+                      class_weights)

@@ -31,6 +31,18 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float =
     return optax.softmax_cross_entropy(logits.astype(dtype), targets)
 
 
+def example_mean(losses: jax.Array, labels: jax.Array, class_weights: tuple[float, ...] = ()) -> jax.Array:
+    """The batch loss: mean of w[label] * loss over the B examples (w = 1 without class weights).
+
+    Divided by B, not by sum(w): every device's mean then averages (pmean) to the global batch's, so the loss
+    does not depend on the device count, and with "balanced" weights (mean 1 over the training set) it keeps
+    the unweighted loss's scale in expectation. (PyTorch's weighted CrossEntropyLoss divides by sum(w).)
+    """
+    if class_weights:
+        losses = losses * jnp.asarray(class_weights, losses.dtype)[labels]
+    return losses.mean()
+
+
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
     label_smoothing: float = 0.0
@@ -38,12 +50,14 @@ class StepConfig:
     bn_sync: bool = True
     ema_decay: float = 0.0  # > 0: the state is an `EmaTrainState` and its EMA is updated every step
     ema_warmup: bool = True
+    class_weights: tuple[float, ...] = ()  # loss weight per class (class_weights); () = unweighted
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict) -> "StepConfig":
-        """The step's settings of a run config (keys added later read as off when absent)."""
+    def from_config(cls, config: ml_collections.ConfigDict, class_weights: tuple[float, ...] = ()) -> "StepConfig":
+        """The step's settings of a run config (keys added later read as off when absent); `class_weights` are
+        resolved from the training labels by `experiment.build`."""
         return cls(config.label_smoothing, config.aux_loss_weight, config.bn_sync,
-                   config.get("ema_decay", 0.0), config.get("ema_warmup", True))
+                   config.get("ema_decay", 0.0), config.get("ema_warmup", True), tuple(class_weights))
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model: nn.Module,
@@ -64,9 +78,10 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
         variables = {"params": params, "batch_stats": state.batch_stats}
         logits, updated = model.apply(variables, images, train=True, mutable=["batch_stats", "aux_logits"],
                                       rngs={"dropout": rng})
-        loss = cross_entropy(logits, labels, cfg.label_smoothing).mean()
+        loss = example_mean(cross_entropy(logits, labels, cfg.label_smoothing), labels, cfg.class_weights)
         for aux in jax.tree.leaves(updated.get("aux_logits", {})):
-            loss = loss + cfg.aux_loss_weight * cross_entropy(aux, labels, cfg.label_smoothing).mean()
+            loss = loss + cfg.aux_loss_weight * example_mean(cross_entropy(aux, labels, cfg.label_smoothing), labels,
+                                                             cfg.class_weights)
         return loss, (logits, updated.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
