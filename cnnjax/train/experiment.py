@@ -16,6 +16,7 @@ from jax.sharding import Mesh
 
 from cnnjax.config import ConfigError
 from cnnjax.data.splits import Datasets, load_for_config
+from cnnjax.data.mixing import Mixer
 from cnnjax.data.pipeline import TrainBatches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
@@ -36,6 +37,7 @@ class Experiment:
     schedule: optim.Schedule
     tx: optax.GradientTransformation
     inputs: stream_inputs.StreamInputs | None = None  # host-streamed or synthetic batches (not `data`)
+    mixer: Mixer | None = None  # Mixup/CutMix of each global batch (soft targets); None = off
 
     @property
     def total_steps(self) -> int:
@@ -80,4 +82,5 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     batches = TrainBatches(num_train, config.batch_size, config.seed, config.augment)
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
-    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs)
+    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs,
+                      Mixer.from_config(config, data.meta.num_classes))

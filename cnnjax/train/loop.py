@@ -28,6 +28,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from cnnjax import plots
 from cnnjax.config import ConfigError
 from cnnjax.data import augment
+from cnnjax.data.mixing import mix_if
 from cnnjax.data.pipeline import DeviceSplit, normalize, replicate
 from cnnjax.errors import NonFiniteLossError
 from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
@@ -114,7 +115,7 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int,
 
     def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array):
         images, labels = exp.batches(split, order, step)
-        return normalize(images, data.mean, data.std, exp.dtype), labels
+        return mix_if(exp.mixer, normalize(images, data.mean, data.std, exp.dtype), labels, step)
 
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
                                 cfg=StepConfig.from_config(config))

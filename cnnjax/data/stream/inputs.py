@@ -13,6 +13,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cnnjax.config import ConfigError
+from cnnjax.data.mixing import mix_if
 from cnnjax.data.pipeline import normalize
 from cnnjax.data.sources import DatasetMeta
 from cnnjax.data.splits import Datasets
@@ -64,11 +65,11 @@ class StreamInputs:
         config, mesh = self.config, exp.mesh
         if self.synthetic:
             batches = SyntheticBatches(config.batch_size, self.meta.image_shape, self.meta.num_classes, config.seed)
-            make_batch = lambda _data, _order, step: self._normalized(batches(step), exp.dtype)  # noqa: E731
+            make_batch = lambda _data, _order, step: self._normalized(batches(step), exp, step)  # noqa: E731
             compiled = parallel.compile_train_step(step_fn, make_batch, mesh).lower(state, None, None).compile()
             return dict(train_step=compiled, epoch_order=lambda _epoch: None, train_data=None, val_data=None,
                         val_labels=None, predict=None)
-        make_batch = lambda data, _order, _step: self._normalized(data, exp.dtype)  # noqa: E731
+        make_batch = lambda data, _order, step: self._normalized(data, exp, step)  # noqa: E731
         shape = (config.batch_size, *self.meta.image_shape)
         abstract = (jax.ShapeDtypeStruct(shape, np.uint8, sharding=NamedSharding(mesh, P(AXIS))),
                     jax.ShapeDtypeStruct(shape[:1], np.int32, sharding=NamedSharding(mesh, P(AXIS))))
@@ -103,9 +104,10 @@ class StreamInputs:
         return predict_images_fn(model, functools.partial(normalize, mean=self.mean, std=self.std, dtype=dtype),
                                  mesh)
 
-    def _normalized(self, batch: tuple[jax.Array, jax.Array], dtype: Any) -> tuple[jax.Array, jax.Array]:
+    def _normalized(self, batch: tuple[jax.Array, jax.Array], exp: Any, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The global batch as the step takes it: normalised, then mixed if the run mixes (keyed by the step)."""
         images, labels = batch
-        return normalize(images, self.mean, self.std, dtype), labels
+        return mix_if(exp.mixer, normalize(images, self.mean, self.std, exp.dtype), labels, step)
 
 
 def build(config: ml_collections.ConfigDict) -> StreamInputs:
