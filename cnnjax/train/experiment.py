@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -16,8 +17,8 @@ from jax.sharding import Mesh
 
 from cnnjax.config import ConfigError
 from cnnjax.data.splits import Datasets, load_for_config
-from cnnjax.data.mixing import Mixer
-from cnnjax.data.pipeline import TrainBatches
+from cnnjax.data.mixing import Mixer, mix_if
+from cnnjax.data.pipeline import DeviceSplit, TrainBatches, normalize
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
 from cnnjax import sharding
@@ -50,6 +51,12 @@ class Experiment:
     def is_snapshot(self, step: int) -> bool:
         """Whether the checkpoint of `step` ends a cycle of cyclic_cosine (retention keeps it)."""
         return optim.is_cycle_end(self.config, step, self.batches.steps_per_epoch)
+
+    def make_batch(self, split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The in-memory pipeline's global batch of `step` as the train step takes it: selected, augmented,
+        normalised, then mixed when the run mixes (integer labels (B,) or soft targets (B, K))."""
+        images, labels = self.batches(split, order, step)
+        return mix_if(self.mixer, normalize(images, self.data.mean, self.data.std, self.dtype), labels, step)
 
     def init_state(self) -> TrainState:
         state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed,

@@ -101,3 +101,34 @@ def test_mix_prob_and_switch_prob_choose_per_batch():
     assert 0.6 < blended.mean() < 0.9
     _, off, _, lam = _many(mixup=0.0, cutmix=0.0)
     assert (lam == 1).all() and (off == images).all()  # both alphas 0: the batch is untouched
+
+
+def test_the_config_keys_reach_the_runs_batch_maker():
+    """experiment.build -> Experiment.make_batch (what the training loop compiles) mixes as the config says;
+    the batches it leaves unmixed are exactly those of the same run without mixing."""
+    from cnnjax.config import base_config
+    from cnnjax.data.pipeline import replicate
+    from cnnjax.train import experiment
+
+    config = base_config()
+    config.model, config.num_train_examples, config.batch_size, config.num_devices = "mlp", 256, 8, 1
+    plain = experiment.build(config)
+    config.mixup_alpha, config.cutmix_alpha, config.mix_prob = 0.3, 1.0, 0.75
+    mixed = experiment.build(config)
+    assert plain.mixer is None
+    data = replicate(plain.data.train, plain.mesh)
+    order = plain.batches.order(0)
+    mixed_images, targets = map(np.asarray, jax.jit(jax.vmap(lambda s: mixed.make_batch(data, order, s)))(
+        jnp.arange(32)))
+    plain_batches = [plain.make_batch(data, order, jnp.int32(s)) for s in range(32)]  # eager: no compile
+    images, labels = (np.stack([np.asarray(b[i]) for b in plain_batches]) for i in (0, 1))
+    assert labels.shape == (32, 8) and targets.shape == (32, 8, 10)
+    np.testing.assert_allclose(targets.sum(-1), 1.0, atol=10 * EPS)
+    unmixed = (targets == np.eye(10)[labels]).all(axis=(1, 2))
+    tol = 4 * EPS * np.abs(images).max()  # the eager and the jitted normalisation may round differently
+    np.testing.assert_allclose(mixed_images[unmixed], images[unmixed], rtol=0, atol=tol)
+    changed = np.abs(mixed_images - images) > tol
+    differ = np.abs(np.roll(images, 1, axis=1) - images) > tol  # where an example and its partner differ
+    blended = changed.sum(axis=(1, 2, 3, 4)) > 0.95 * differ.sum(axis=(1, 2, 3, 4))  # Mixup: all of them
+    boxed = ~unmixed & ~blended
+    assert 2 <= unmixed.sum() <= 16 and blended.sum() >= 2 and boxed.sum() >= 2  # mix_prob and both ops reached
