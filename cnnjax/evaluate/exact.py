@@ -16,6 +16,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnnjax.data.pipeline import DeviceSplit, eval_batches, normalize
+from cnnjax.evaluate import tta as test_time
 from cnnjax.sharding import AXIS
 
 
@@ -28,14 +29,17 @@ def predict(model: nn.Module, variables: dict[str, Any], images: jax.Array) -> j
     return model.apply(variables, images, train=False).astype(jnp.float32)
 
 
-def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], mesh: Mesh, dtype=jnp.float32):
-    """jit(variables, data, index) -> logits of the examples `index`, normalised with the run's statistics."""
-    return predict_fn_for(model, lambda images: normalize(images, mean, std, dtype), mesh)
+def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], mesh: Mesh, dtype=jnp.float32,
+                    tta: str = "none"):
+    """jit(variables, data, index) -> logits of the examples `index`, normalised with the run's statistics;
+    `tta` != "none": log of the probabilities averaged over the views (`cnnjax.evaluate.tta`)."""
+    return predict_fn_for(model, lambda images: normalize(images, mean, std, dtype), mesh, tta)
 
 
-def predict_fn_for(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh):
-    """jit(variables, data, index) -> logits of the uint8 examples `index` after `preprocess`, batch-sharded."""
-    logits_of_images = _sharded_logits(model, preprocess, mesh)
+def predict_fn_for(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh, tta: str = "none"):
+    """jit(variables, data, index) -> logits of the uint8 examples `index` after `preprocess`, batch-sharded
+    (averaged over the test-time views of `tta`)."""
+    logits_of_images = test_time.averaged(_sharded_logits(model, preprocess, mesh), tta)
 
     @jax.jit
     def logits_of(variables: Any, data: DeviceSplit, index: jax.Array) -> jax.Array:
