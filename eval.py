@@ -1,4 +1,4 @@
-"""Evaluate a trained workdir: python eval.py --workdir runs/x [--step N] --split test --out result.json
+"""Evaluate a trained workdir: python eval.py --workdir runs/x [--step N] --split test --out result.json [--tta flip]
 
 or converted torchvision weights: python eval.py --workdir ckpt/resnet50 --model resnet50 --dataset imagenet2012
 

@@ -227,7 +227,7 @@ def test_eval_writes_metrics_and_confusion_matrix(straight, tmp_path):
     flipped = json.loads((tmp_path / "v.json").read_text())
     assert flipped["num_examples"] == 500 and flipped["tta"] == "flip"
     # TTA logits are log mean probabilities (each row's logsumexp is 0); the model's raw logits are not.
-    for logits_npy, tta in ((data["logits_npy"], False), (flipped["logits_npy"], True)):
+    for logits_npy, tta in ((tmp_path / "result_logits.npy", False), (tmp_path / "v_logits.npy", True)):
         logits = np.load(logits_npy).astype(np.float64)
         top = logits.max(1)
         lse = top + np.log(np.exp(logits - top[:, None]).sum(1))
