@@ -54,22 +54,26 @@ class Mixer:
         Written without Python branches on the settings, so they may also be traced values (one compiled
         program for many settings, as the tests use it).
         """
-        k_apply, k_switch, k_mixup, k_cutmix, k_box = jax.random.split(key, 5)
+        k_apply, k_switch, k_lambda, k_box = jax.random.split(key, 4)
         h, w = images.shape[1:3]
         partner = jnp.roll(images, 1, axis=0)
         mixup_on, cutmix_on = jnp.asarray(self.mixup_alpha) > 0, jnp.asarray(self.cutmix_alpha) > 0
         # both on: CutMix with probability switch_prob; one on: that one
         use_cutmix = cutmix_on & (~mixup_on | (jax.random.uniform(k_switch) < self.switch_prob))
-        box = cutmix_box(k_box, beta(k_cutmix, self.cutmix_alpha), h, w)
+        # One draw of two independent lambdas, each from its own alpha (one sampling loop to compile, not two).
+        mixup_lam, cutmix_lam = beta(k_lambda, jnp.stack([jnp.asarray(self.mixup_alpha, jnp.float32),
+                                                          jnp.asarray(self.cutmix_alpha, jnp.float32)]))
+        box = cutmix_box(k_box, cutmix_lam, h, w)
         apply = (mixup_on | cutmix_on) & (jax.random.uniform(k_apply) < self.prob)
-        lam = jnp.where(use_cutmix, 1.0 - box.mean(), beta(k_mixup, self.mixup_alpha))
+        lam = jnp.where(use_cutmix, 1.0 - box.mean(), mixup_lam)
         lam = jnp.where(apply, lam, 1.0).astype(jnp.float32)
         mixed = jnp.where(use_cutmix, cutmix(images, partner, box), mixup(images, partner, lam))
         return jnp.where(apply, mixed, images), mix_targets(labels, jnp.roll(labels, 1), lam, self.num_classes)
 
 
 def beta(key: jax.Array, alpha: float | jax.Array) -> jax.Array:
-    """lambda ~ Beta(alpha, alpha) as float32; alpha = 0 (off) gives 1 (no mixing)."""
+    """lambda ~ Beta(alpha, alpha) as float32, elementwise and independent for an array of alphas; alpha = 0
+    (off) gives 1 (no mixing)."""
     on = jnp.asarray(alpha) > 0
     sample = jax.random.beta(key, jnp.where(on, alpha, 1.0), jnp.where(on, alpha, 1.0), dtype=jnp.float32)
     return jnp.where(on, sample, 1.0)
