@@ -7,6 +7,7 @@ was saved from.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -18,7 +19,7 @@ from jax.sharding import Mesh
 from cnnjax.config import ConfigError
 from cnnjax.data.splits import Datasets, load_for_config
 from cnnjax.data.mixing import Mixer, mix_if
-from cnnjax.data.pipeline import DeviceSplit, TrainBatches, normalize
+from cnnjax.data.pipeline import DeviceSplit, TrainBatches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
 from cnnjax import sharding
@@ -52,11 +53,15 @@ class Experiment:
         """Whether the checkpoint of `step` ends a cycle of cyclic_cosine (retention keeps it)."""
         return optim.is_cycle_end(self.config, step, self.batches.steps_per_epoch)
 
-    def make_batch(self, split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The in-memory pipeline's global batch of `step` as the train step takes it: selected, augmented,
-        normalised, then mixed when the run mixes (integer labels (B,) or soft targets (B, K))."""
-        images, labels = self.batches(split, order, step)
-        return mix_if(self.mixer, normalize(images, self.data.mean, self.data.std, self.dtype), labels, step)
+    def batch_maker(self, preprocess: Callable[[jax.Array], jax.Array]) -> Callable[..., tuple[jax.Array, jax.Array]]:
+        """make_batch(split, order, step) of the in-memory pipeline, the global batch of `step` as the train step
+        takes it: selected and augmented (uint8), `preprocess`ed, then mixed when the run mixes (integer labels
+        (B,) or soft targets (B, K))."""
+        def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+            images, labels = self.batches(split, order, step)
+            return mix_if(self.mixer, preprocess(images), labels, step)
+
+        return make_batch
 
     def init_state(self) -> TrainState:
         state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed,

@@ -28,7 +28,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from cnnjax import plots
 from cnnjax.config import ConfigError
 from cnnjax.data import augment
-from cnnjax.data.pipeline import DeviceSplit, replicate
+from cnnjax.data.pipeline import DeviceSplit, normalize, replicate
 from cnnjax.errors import NonFiniteLossError
 from cnnjax.evaluate.exact import classification_metrics, make_predict_fn, predict_logits
 from cnnjax.metrics_log import MetricsWriter, read_metrics
@@ -118,7 +118,8 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int,
     train_data = replicate(data.train, exp.mesh)
     t0 = time.perf_counter()
     epoch_order = jax.jit(exp.batches.order, out_shardings=NamedSharding(exp.mesh, P()))
-    compiled = parallel.compile_train_step(step_fn, exp.make_batch, exp.mesh).lower(
+    make_batch = exp.batch_maker(lambda images: normalize(images, data.mean, data.std, exp.dtype))
+    compiled = parallel.compile_train_step(step_fn, make_batch, exp.mesh).lower(
         state, train_data, epoch_order(exp.batches.epoch_of(start))).compile()
     log.info("compiled the train step in %.1f s", time.perf_counter() - t0)
     validation = data.validation

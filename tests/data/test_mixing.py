@@ -104,10 +104,10 @@ def test_mix_prob_and_switch_prob_choose_per_batch():
 
 
 def test_the_config_keys_reach_the_runs_batch_maker():
-    """experiment.build -> Experiment.make_batch (what the training loop compiles) mixes as the config says;
+    """experiment.build -> Experiment.batch_maker (what the training loop compiles) mixes as the config says;
     the batches it leaves unmixed are exactly those of the same run without mixing."""
     from cnnjax.config import base_config
-    from cnnjax.data.pipeline import replicate
+    from cnnjax.data.pipeline import normalize, replicate
     from cnnjax.train import experiment
 
     config = base_config()
@@ -118,9 +118,12 @@ def test_the_config_keys_reach_the_runs_batch_maker():
     assert plain.mixer is None
     data = replicate(plain.data.train, plain.mesh)
     order = plain.batches.order(0)
-    mixed_images, targets = map(np.asarray, jax.jit(jax.vmap(lambda s: mixed.make_batch(data, order, s)))(
-        jnp.arange(32)))
-    images, labels = map(np.asarray, jax.jit(jax.vmap(lambda s: plain.make_batch(data, order, s)))(jnp.arange(32)))
+
+    def batches(exp):  # 32 steps of the run's batch maker
+        make_batch = exp.batch_maker(lambda x: normalize(x, exp.data.mean, exp.data.std))
+        return map(np.asarray, jax.jit(jax.vmap(lambda s: make_batch(data, order, s)))(jnp.arange(32)))
+
+    (images, labels), (mixed_images, targets) = batches(plain), batches(mixed)
     assert labels.shape == (32, 8) and targets.shape == (32, 8, 10)
     np.testing.assert_allclose(targets.sum(-1), 1.0, atol=10 * EPS)
     unmixed = (targets == np.eye(10)[labels]).all(axis=(1, 2))
