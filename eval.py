@@ -1,4 +1,4 @@
-"""Evaluate a trained workdir: python eval.py --workdir runs/x [--step N] --split test --out result.json
+"""Evaluate a trained workdir: python eval.py --workdir runs/x [--step N] --split test --out result.json [--tta flip]
 
 or converted torchvision weights: python eval.py --workdir ckpt/resnet50 --model resnet50 --dataset imagenet2012
 
@@ -9,6 +9,8 @@ or an ensemble of checkpoints:   python eval.py --members runs/a runs/b 'runs/se
 import sys
 
 from cnnjax.cli_support import ArgumentParser, UsageError, add_launch_arguments, main_guard, nonempty_path, positive_int
+
+MAX_PRINTED_CLASSES = 50  # more classes (ImageNet): the per-class table is in the --out JSON only
 
 
 def main(argv: list[str]) -> int:
@@ -29,6 +31,9 @@ def main(argv: list[str]) -> int:
     add_launch_arguments(parser)  # a multi-host evaluation: every process scores its share of each batch
     parser.add_argument("--ema", action="store_true", help="--workdir: score the checkpoint's moving average of the "
                                                            "weights (a run trained with ema_decay > 0)")
+    parser.add_argument("--tta", default=None, help="--workdir: test-time augmentation, probabilities averaged over "
+                                                    "views: none (default), flip, crops (4 corners + centre of the "
+                                                    "padded image) or flip_crops")
     ensemble = parser.add_argument_group("ensembles (--members)")
     ensemble.add_argument("--combiners", default="all", help="comma-separated: vote,mean,logit_mean,weighted,stack,"
                                                              "greedy (default: all)")
@@ -45,6 +50,10 @@ def main(argv: list[str]) -> int:
                           help="vmap members of one architecture (batched kernels) instead of running them in turn "
                                "in one program; slower on CPU (benchmarks/ensemble_inference.py)")
     args = parser.parse_args(argv)
+    if args.tta is not None:
+        from cnnjax.evaluate.tta import check_mode
+
+        check_mode(args.tta)  # a bad mode is one line before anything loads
     from cnnjax.train.runtime import check_launch, initialize
 
     check_launch(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
@@ -54,11 +63,16 @@ def main(argv: list[str]) -> int:
     from cnnjax.evaluate.run import evaluate_workdir, format_table
 
     result = evaluate_workdir(args.workdir, args.split or "test", args.step, args.out, args.batch_size, model=args.model,
-                              dataset=args.dataset, num_examples=args.num_examples, ema=args.ema)
+                              dataset=args.dataset, num_examples=args.num_examples, ema=args.ema,
+                              tta=args.tta or "none")
     import jax
 
     if jax.process_index() == 0:  # process 0 of a multi-process evaluation reports
         print(format_table(result))
+        if "per_class" in result and len(result["per_class"]["support"]) <= MAX_PRINTED_CLASSES:
+            from cnnjax.evaluate.per_class import format_per_class
+
+            print(format_per_class(result["per_class"], result["per_class"]["class_names"]))
         if args.out:
             print(f"written: {args.out}, {result['confusion_png']}, {result['logits_npy']}")
     return 0
@@ -69,7 +83,7 @@ def _ensemble(args) -> int:
         raise UsageError("eval.py: --split is for --workdir; with --members use --fit_split and --report_split")
     misplaced = [flag for flag, value in (("--step", args.step), ("--model", args.model),
                                           ("--dataset", args.dataset), ("--num_examples", args.num_examples),
-                                          ("--ema", args.ema or None))
+                                          ("--ema", args.ema or None), ("--tta", args.tta))
                  if value is not None]
     if misplaced:
         raise UsageError(f"eval.py: {misplaced[0]} is for --workdir; with --members give the step as "

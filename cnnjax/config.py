@@ -44,6 +44,11 @@ def base_config() -> ml_collections.ConfigDict:
     # Input preprocessing from training-split statistics (cnnjax.data.preprocess), stored in the workdir for eval:
     # standardize (per-channel mean/std), center, pixel_mean, minmax ([-1, 1]), pca_whiten, zca (eps 1e-5).
     c.preprocess = "standardize"
+    # Batch mixing (cnnjax.data.mixing): each global batch is mixed with itself rolled by one, labels become soft.
+    c.mixup_alpha = 0.0  # Mixup: lambda ~ Beta(mixup_alpha, mixup_alpha); 0 = off (e.g. 0.2)
+    c.cutmix_alpha = 0.0  # CutMix: box area from Beta(cutmix_alpha, cutmix_alpha); 0 = off (e.g. 1.0)
+    c.mix_prob = 1.0  # probability that a batch is mixed at all
+    c.mix_switch_prob = 0.5  # both alphas on: probability that a batch uses CutMix rather than Mixup
     # k-fold cross-validation: with cv_folds >= 2, validation is fold cv_fold (0..cv_folds-1) of a stratified
     # split of train fixed by validation_seed, and validation_size is ignored; 0 = off.
     c.cv_folds = 0
@@ -286,6 +291,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError("schedule='plateau' watches the validation split: set validation_size > 0")
     _validate_ensemble_members(config)
     _validate_imbalance(config)
+    _validate_mixing(config)
     _validate_numerics(config)
     _validate_stream(config)
 
@@ -351,6 +357,24 @@ def _validate_ensemble_members(config: ml_collections.ConfigDict) -> None:
         if config.warmup_epochs >= config.num_epochs // config.num_cycles:
             raise ConfigError(f"warmup_epochs={config.warmup_epochs} must be shorter than a cycle "
                               f"({config.num_epochs // config.num_cycles} epochs)")
+
+
+def _validate_mixing(config: ml_collections.ConfigDict) -> None:
+    """Mixup/CutMix keys (configs older than them read as off); a setting that would change nothing is an error."""
+    mixup, cutmix = config.get("mixup_alpha", 0.0), config.get("cutmix_alpha", 0.0)
+    prob, switch = config.get("mix_prob", 1.0), config.get("mix_switch_prob", 0.5)
+    for key, value in (("mixup_alpha", mixup), ("cutmix_alpha", cutmix), ("mix_prob", prob),
+                       ("mix_switch_prob", switch)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{key} must be a number >= 0, got {value!r}")
+    for key, value in (("mix_prob", prob), ("mix_switch_prob", switch)):
+        if value > 1:
+            raise ConfigError(f"{key} is a probability: give a value in [0, 1], got {value}")
+    if prob != 1.0 and not (mixup or cutmix):
+        raise ConfigError(f"mix_prob={prob} has no effect without mixing: set mixup_alpha or cutmix_alpha > 0")
+    if switch != 0.5 and not (mixup and cutmix):
+        raise ConfigError(f"mix_switch_prob={switch} chooses between Mixup and CutMix: set both mixup_alpha and "
+                          "cutmix_alpha > 0, or leave it at 0.5")
 
 
 def _validate_numerics(config: ml_collections.ConfigDict) -> None:

@@ -88,6 +88,21 @@ def test_ensemble_member_keys_are_validated(overrides, message):
     assert "\n" not in str(err.value)
 
 
+MIXING_ERRORS = [
+    (["mixup_alpha=-0.2"], "mixup_alpha must be a number >= 0"),
+    (["cutmix_alpha=1.0", "mix_prob=1.5"], r"mix_prob is a probability: give a value in \[0, 1\]"),
+    (["mix_prob=0.5"], "mix_prob=0.5 has no effect without mixing"),
+    (["cutmix_alpha=1.0", "mix_switch_prob=0.2"], "set both mixup_alpha and cutmix_alpha > 0"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", MIXING_ERRORS, ids=lambda v: str(v)[:40])
+def test_mixing_keys_are_validated(overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(str(ROOT / "configs/fashion_mnist/mlp.py"), overrides)
+    assert "\n" not in str(err.value)
+
+
 def test_cross_validation_counts_as_a_validation_split():
     config = load_config(str(ROOT / "configs/fashion_mnist/mlp.py"),
                          ["schedule=plateau", "validation_size=0", "cv_folds=5", "cv_fold=4"])

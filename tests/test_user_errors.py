@@ -63,6 +63,7 @@ EVAL_ARGS = {
     "batch_negative": (["--workdir", "w", "--batch_size=-3"], "--batch_size: must be positive, got -3"),
     "batch_type": (["--workdir", "w", "--batch_size", "many"], "expects a whole number"),
     "split": (["--workdir", "w", "--split", "dev"], "invalid choice: 'dev'"),
+    "tta": (["--workdir", "w", "--tta", "bogus"], "unknown test-time augmentation 'bogus'; choose one of none"),
     "missing": ([], "one of the arguments --workdir --members is required"),
     "members_and_workdir": (["--workdir", "w", "--members", "a", "b"], "not allowed with argument"),
     "members_no_out": (["--members", "a", "b"], "--members needs --out DIR"),

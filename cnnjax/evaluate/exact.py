@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnnjax.data import preprocess
 from cnnjax.data.pipeline import DeviceSplit, eval_batches
+from cnnjax.evaluate import tta as test_time
 from cnnjax.sharding import AXIS
 
 
@@ -30,19 +31,24 @@ def predict(model: nn.Module, variables: dict[str, Any], images: jax.Array) -> j
     return model.apply(variables, images, train=False).astype(jnp.float32)
 
 
-def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], mesh: Mesh, dtype=jnp.float32):
-    """jit(variables, data, index) -> logits of the examples `index`, normalised with per-channel statistics."""
-    return preprocess_predict_fn(model, preprocess.standardized(mean, std), mesh, dtype)
+def make_predict_fn(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], mesh: Mesh, dtype=jnp.float32,
+                    tta: str = "none"):
+    """jit(variables, data, index) -> logits of the examples `index`, normalised with per-channel statistics;
+    `tta` != "none": log of the probabilities averaged over the views (`cnnjax.evaluate.tta`)."""
+    return preprocess_predict_fn(model, preprocess.standardized(mean, std), mesh, dtype, tta)
 
 
-def preprocess_predict_fn(model: nn.Module, stats: preprocess.Statistics, mesh: Mesh, dtype=jnp.float32):
-    """jit(variables, data, index) -> logits of the examples `index`, preprocessed with the run's statistics."""
-    return predict_fn_for(model, functools.partial(preprocess.apply, stats, dtype=dtype), mesh)
+def preprocess_predict_fn(model: nn.Module, stats: preprocess.Statistics, mesh: Mesh, dtype=jnp.float32,
+                          tta: str = "none"):
+    """jit(variables, data, index) -> logits of the examples `index`, preprocessed with the run's statistics
+    (and averaged over `tta`'s views)."""
+    return predict_fn_for(model, functools.partial(preprocess.apply, stats, dtype=dtype), mesh, tta)
 
 
-def predict_fn_for(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh):
-    """jit(variables, data, index) -> logits of the uint8 examples `index` after `preprocess`, batch-sharded."""
-    logits_of_images = _sharded_logits(model, preprocess, mesh)
+def predict_fn_for(model: nn.Module, preprocess: Callable[[jax.Array], jax.Array], mesh: Mesh, tta: str = "none"):
+    """jit(variables, data, index) -> logits of the uint8 examples `index` after `preprocess`, batch-sharded
+    (averaged over the test-time views of `tta`)."""
+    logits_of_images = test_time.averaged(_sharded_logits(model, preprocess, mesh), tta)
 
     @jax.jit
     def logits_of(variables: Any, data: DeviceSplit, index: jax.Array) -> jax.Array:

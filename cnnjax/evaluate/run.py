@@ -27,7 +27,9 @@ from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.errors import CnnjaxError
 from cnnjax.evaluate.exact import classification_metrics, predict_logits, preprocess_predict_fn
 from cnnjax.evaluate.outputs import prepare as prepare_outputs, write_outputs
+from cnnjax.evaluate.per_class import per_class_metrics
 from cnnjax.evaluate.restore import abstract_variables, is_converted, restore_variables
+from cnnjax.evaluate.tta import check_mode as check_tta_mode
 from cnnjax.evaluate.weights import evaluate_weights
 from cnnjax.train import experiment, run_info, run_statistics
 from cnnjax.train.checkpoint import CheckpointError, Checkpointer, StepNotFoundError, open_read_only
@@ -40,7 +42,7 @@ ATTEMPTS = 10
 def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int | None = None,
                      out: str | pathlib.Path | None = None, batch_size: int | None = None, *,
                      model: str | None = None, dataset: str | None = None,
-                     num_examples: int | None = None, ema: bool = False) -> dict[str, Any]:
+                     num_examples: int | None = None, ema: bool = False, tta: str = "none") -> dict[str, Any]:
     """Restores the best checkpoint (highest validation top-1) or `step`, evaluates every example of `split`.
 
     With `ema`, the checkpoint's moving average of the weights is scored instead of the raw weights (a run
@@ -50,8 +52,11 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
     Only `params`/`batch_stats` are read and only the data `split` and its normalisation need. A
     `cnnjax convert` output (or any `model=`) is scored by `evaluate.weights.evaluate_weights` with the
     model's own registry preprocessing; `num_examples` keeps the first N examples of the split (a quick check).
+    `tta` averages the predictions over test-time views (`cnnjax.evaluate.tta`; in-memory runs only). The result
+    holds the per-class precision/recall/F1/support (`per_class.per_class_metrics`) beside the overall metrics.
     """
     workdir = pathlib.Path(workdir)
+    check_tta_mode(tta)
     if (model is not None or dataset is not None) and (workdir / "run.json").is_file():
         raise CnnjaxError(f"{workdir} is a training workdir: its model and dataset come from its run.json; "
                           "--model/--dataset are for `cnnjax convert` outputs, drop them")
@@ -60,6 +65,8 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
             raise CnnjaxError(f"{workdir} is converted weights, which have no moving average: drop --ema")
         if step is not None:
             raise CnnjaxError(f"{workdir} is converted weights, which have no steps: drop --step")
+        if tta != "none":
+            raise CnnjaxError(f"--tta is for training workdirs; {workdir} is converted weights: drop --tta")
         return evaluate_weights(workdir, model, dataset, split, out, batch_size, num_examples=num_examples)
     config = run_info.load_config(workdir)
     if split == "validation" and not has_validation(config):
@@ -67,19 +74,24 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
                           "use --split test or --split train")
     if ema and not config.get("ema_decay", 0.0):
         raise CnnjaxError(f"{workdir} was trained with ema_decay=0: it has no EMA weights; drop --ema")
+    if tta != "none" and uses_stream(config):
+        raise CnnjaxError(f"--tta is the in-memory evaluation's; {workdir} streams its data, which evaluates "
+                          "10 crops when trained with stream.ten_crop=true: drop --tta")
     outputs = prepare_outputs(os.fspath(out), workdir) if out is not None else None
     with open_read_only(workdir) as ckpt:
         if step is not None:
             ckpt.require(step)  # fails before the data is loaded
         mesh = sharding.make_mesh(config.num_devices)
-        meta_data, data, predictor = _split_and_predictor(config, workdir, split, num_examples, mesh)
+        meta_data, data, predictor = _split_and_predictor(config, workdir, split, num_examples, mesh, tta)
         net = experiment.build_model(config, meta_data.num_classes, meta_data.image_shape)
         target = abstract_variables(net, meta_data.image_shape, mesh)
         step, variables, meta = _restore(ckpt, step, target, ema)
     device_data = data.device if isinstance(data, _InMemory) else data
     logits = predict_logits(predictor(net), variables, device_data, batch_size or config.eval_batch_size, mesh)
     result = {"workdir": str(workdir), "model": config.model, "dataset": config.dataset, "split": split,
-              "step": int(step), "epoch": meta.get("epoch"), **classification_metrics(logits, data.labels)}
+              "step": int(step), "epoch": meta.get("epoch"), **classification_metrics(logits, data.labels),
+              "tta": tta, "per_class": {"class_names": list(map(str, meta_data.class_names)),
+                                        **per_class_metrics(data.labels, logits.argmax(1), meta_data.num_classes)}}
     if ema:
         result["weights"] = "ema"
     if outputs is not None and jax.process_index() == 0:  # the processes computed the same; one writes
@@ -89,7 +101,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, split: str = "test", step: int
 
 
 def _split_and_predictor(config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str,
-                         num_examples: int | None, mesh: Any):
+                         num_examples: int | None, mesh: Any, tta: str = "none"):
     """(dataset meta, the split as `predict_logits` takes it, model -> predict function), for the run's input
     pipeline: the in-memory split on the devices, preprocessed with the statistics stored in `workdir`, or the
     streamed one (read and cropped as validation did). The split's `labels` are in example order (for a
@@ -103,7 +115,7 @@ def _split_and_predictor(config: ml_collections.ConfigDict, workdir: pathlib.Pat
     if num_examples:
         data = data.take(np.arange(min(num_examples, len(data))))
     return meta_data, _InMemory(replicate(data, mesh), data.labels), \
-        lambda net: preprocess_predict_fn(net, stats, mesh, dtype)
+        lambda net: preprocess_predict_fn(net, stats, mesh, dtype, tta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +173,7 @@ def format_table(result: dict[str, Any]) -> str:
     rows = [("model", result["model"]), ("dataset / split", f"{result['dataset']} / {result['split']}"),
             ("checkpoint step", f"{result['step']}{' (EMA weights)' if result.get('weights') == 'ema' else ''}"),
             ("examples", f"{result['num_examples']:,}"),
+            ("test-time augmentation", result.get("tta", "none")),
             ("top-1", f"{100 * result['top1']:.2f}%"), ("top-5", f"{100 * result['top5']:.2f}%"),
             ("NLL", f"{result['nll']:.4f}")]
     width = max(len(k) for k, _ in rows)

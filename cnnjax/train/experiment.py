@@ -7,8 +7,10 @@ was saved from.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -17,7 +19,8 @@ from jax.sharding import Mesh
 from cnnjax.config import ConfigError
 from cnnjax.data import balance
 from cnnjax.data.splits import Datasets, load_for_config
-from cnnjax.data.pipeline import TrainBatches, train_batches
+from cnnjax.data.mixing import Mixer, mix_if
+from cnnjax.data.pipeline import DeviceSplit, TrainBatches, train_batches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
 from cnnjax import sharding
@@ -38,6 +41,7 @@ class Experiment:
     tx: optax.GradientTransformation
     inputs: stream_inputs.StreamInputs | None = None  # host-streamed or synthetic batches (not `data`)
     class_weights: tuple[float, ...] = ()  # the loss weight of each class (class_weights); () = unweighted
+    mixer: Mixer | None = None  # Mixup/CutMix of each global batch (soft targets); None = off
 
     @property
     def total_steps(self) -> int:
@@ -50,6 +54,16 @@ class Experiment:
     def is_snapshot(self, step: int) -> bool:
         """Whether the checkpoint of `step` ends a cycle of cyclic_cosine (retention keeps it)."""
         return optim.is_cycle_end(self.config, step, self.batches.steps_per_epoch)
+
+    def batch_maker(self, preprocess: Callable[[jax.Array], jax.Array]) -> Callable[..., tuple[jax.Array, jax.Array]]:
+        """make_batch(split, order, step) of the in-memory pipeline, the global batch of `step` as the train step
+        takes it: selected and augmented (uint8), `preprocess`ed, then mixed when the run mixes (integer labels
+        (B,) or soft targets (B, K))."""
+        def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+            images, labels = self.batches(split, order, step)
+            return mix_if(self.mixer, preprocess(images), labels, step)
+
+        return make_batch
 
     def init_state(self) -> TrainState:
         state = create_train_state(self.model, self.tx, self.data.meta.image_shape, self.config.seed,
@@ -93,4 +107,4 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
     return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs,
-                      class_weights)
+                      class_weights, Mixer.from_config(config, data.meta.num_classes))

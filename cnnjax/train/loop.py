@@ -115,11 +115,6 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int, resume_m
              stats: preprocess.Statistics | None = None) -> _Programs:
     """`stats`: the in-memory pipeline's preprocessing (constants of the programs); None for streamed input."""
     config, data = exp.config, exp.data
-
-    def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array):
-        images, labels = exp.batches(split, order, step)
-        return preprocess.apply(stats, images, exp.dtype), labels
-
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
                                 cfg=StepConfig.from_config(config, exp.class_weights))
     if exp.inputs is not None:  # host-streamed or synthetic batches (cnnjax.data.stream): the same step
@@ -127,6 +122,7 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int, resume_m
     train_data = replicate(data.train, exp.mesh)
     t0 = time.perf_counter()
     epoch_order = jax.jit(exp.batches.order, out_shardings=NamedSharding(exp.mesh, P()))
+    make_batch = exp.batch_maker(functools.partial(preprocess.apply, stats, dtype=exp.dtype))
     compiled = parallel.compile_train_step(step_fn, make_batch, exp.mesh).lower(
         state, train_data, epoch_order(exp.batches.epoch_of(start))).compile()
     log.info("compiled the train step in %.1f s", time.perf_counter() - t0)

@@ -1,9 +1,10 @@
 """Data parallelism: the per-device step under `jax.shard_map` over the `data` mesh (`cnnjax.sharding`),
 all inside one `jax.jit`.
 
-The global batch is selected and augmented from the replicated dataset inside the same jitted function,
-then split along the mesh's `data` axis. Because batch selection and augmentation happen on the global
-batch, a run on 1 device and on N devices sees exactly the same examples.
+The global batch is selected, augmented (and mixed: Mixup/CutMix, `cnnjax.data.mixing`) from the replicated
+dataset inside the same jitted function, then split along the mesh's `data` axis. Because batch selection,
+augmentation and mixing happen on the global batch, a run on 1 device and on N devices sees exactly the same
+examples. The labels are integer classes (B,) or, for a mixed batch, soft targets (B, K).
 """
 
 from __future__ import annotations

@@ -23,12 +23,29 @@ from cnnjax.train.state import TrainState
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
     """Per-example softmax cross-entropy in at least float32 (bf16/f16 logits are promoted, f64 kept),
-    with optional label smoothing."""
+    with optional label smoothing.
+
+    `labels` are integer classes (B,) or soft targets (B, K) whose rows sum to 1 (Mixup/CutMix,
+    `cnnjax.data.mixing`); label smoothing applies to either: (1 - s) * targets + s / K.
+    """
     dtype = jnp.promote_types(logits.dtype, jnp.float32)
-    targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=dtype)
+    if is_soft(labels):
+        targets = labels.astype(dtype)
+    else:
+        targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=dtype)
     if label_smoothing:
         targets = optax.smooth_labels(targets, label_smoothing)
     return optax.softmax_cross_entropy(logits.astype(dtype), targets)
+
+
+def is_soft(labels: jax.Array) -> bool:
+    """Whether a batch's labels are soft (B, K) targets rather than integer classes (B,)."""
+    return labels.ndim == 2
+
+
+def hard_labels(labels: jax.Array) -> jax.Array:
+    """Integer classes: the labels themselves, or the argmax of soft targets (a mixed example's larger part)."""
+    return jnp.argmax(labels, -1) if is_soft(labels) else labels
 
 
 def example_mean(losses: jax.Array, labels: jax.Array, class_weights: tuple[float, ...] = ()) -> jax.Array:
@@ -39,7 +56,9 @@ def example_mean(losses: jax.Array, labels: jax.Array, class_weights: tuple[floa
     the unweighted loss's scale in expectation. (PyTorch's weighted CrossEntropyLoss divides by sum(w).)
     """
     if class_weights:
-        losses = losses * jnp.asarray(class_weights, losses.dtype)[labels]
+        w = jnp.asarray(class_weights, losses.dtype)
+        # a soft (mixed) target weighs its example by the target's share of each class
+        losses = losses * (labels.astype(losses.dtype) @ w if is_soft(labels) else w[labels])
     return losses.mean()
 
 
@@ -65,6 +84,8 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
                axis_name: str | None = AXIS) -> tuple[TrainState, dict[str, jax.Array]]:
     """One SGD step on this device's batch; collectives over `axis_name` (None = single device).
 
+    `labels` are integer classes (B,) or soft targets (B, K) (a Mixup/CutMix batch); see `cross_entropy`.
+
     A non-finite loss leaves the state unchanged and is reported in `metrics["nonfinite"]`, so the last
     good state is what gets checkpointed when the loop stops the run. Parameters, optimizer state, BatchNorm
     statistics and the EMA stay float32 under a bfloat16 compute dtype: only the model's activations are
@@ -85,7 +106,8 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
         return loss, (logits, updated.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    metrics = {"loss": loss, "top1": jnp.mean(jnp.argmax(logits, -1) == labels)}
+    # Training top-1 of mixed batches counts a prediction of the larger part of each example's target as right.
+    metrics = {"loss": loss, "top1": jnp.mean(jnp.argmax(logits, -1) == hard_labels(labels))}
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
         metrics = jax.lax.pmean(metrics, axis_name)

@@ -88,3 +88,23 @@ def test_a_bfloat16_step_computes_in_bfloat16_and_updates_float32_parameters():
     assert abs(float(m16["loss"]) - float(m32["loss"])) < 5 * U_BF16 * float(m32["loss"])
     moved = optax.tree.norm(jax.tree.map(lambda a, b: a - b, new16.params, state16.params))
     assert float(moved) > 0
+
+
+def test_soft_targets_reach_the_loss_and_one_hot_targets_equal_integer_labels():
+    """Mixup/CutMix batches: the step takes (B, K) targets; label smoothing composes with them; training top-1
+    is against their argmax. One-hot targets give exactly the integer-label step (the default path)."""
+    model, state, images, labels, step = _setup("mlp", (6, 6, 1), hidden=(16,))
+    smoothing = 0.1
+    run = jax.jit(functools.partial(step, cfg=StepConfig(label_smoothing=smoothing)))
+    _, hard = run(state, images, labels)
+    _, one_hot = run(state, images, jax.nn.one_hot(labels, 10, dtype=jnp.float32))
+    assert float(hard["loss"]) == float(one_hot["loss"]) and float(hard["top1"]) == float(one_hot["top1"])
+    lam = 0.7  # each example mixed with the next one's label, as cnnjax.data.mixing does
+    targets = lam * np.eye(10)[np.asarray(labels)] + (1 - lam) * np.eye(10)[np.roll(np.asarray(labels), 1)]
+    _, mixed = run(state, images, jnp.asarray(targets, jnp.float32))
+    logits, _ = _train_mode_outputs(model, state, images)
+    log_p = np.asarray(logits, np.float64) - np.log(np.exp(np.asarray(logits, np.float64)).sum(1, keepdims=True))
+    expected = float(-(((1 - smoothing) * targets + smoothing / 10) * log_p).sum(1).mean())
+    assert abs(float(mixed["loss"]) - expected) < 1e3 * U32 * expected
+    assert abs(float(mixed["loss"]) - float(hard["loss"])) > 1e3 * U32 * expected  # mixing changed the loss
+    assert float(mixed["top1"]) == np.mean(logits.argmax(1) == targets.argmax(1))

@@ -215,10 +215,23 @@ def test_eval_writes_metrics_and_confusion_matrix(straight, tmp_path):
     assert 0.6 < data["top1"] <= data["top5"] <= 1 and data["nll"] > 0
     assert (tmp_path / "result_confusion.png").stat().st_size > 1000
     assert "top-1" in result.stdout
+    # Per-class metrics of the same predictions: recall weighted by support is top-1; the table is printed.
+    per_class = data["per_class"]
+    assert data["tta"] == "none" and sum(per_class["support"]) == 10_000 and len(per_class["recall"]) == 10
+    right = sum(r * n for r, n in zip(per_class["recall"], per_class["support"]))
+    assert abs(right / 10_000 - data["top1"]) < 1e-9
+    assert f"| {per_class['class_names'][0]}" in result.stdout and "precision" in result.stdout
     by_step = run([sys.executable, str(ROOT / "eval.py"), "--workdir", str(straight), "--step", "20",
-                   "--split", "validation", "--out", str(tmp_path / "v.json")])
+                   "--split", "validation", "--out", str(tmp_path / "v.json"), "--tta", "flip"])
     assert by_step.returncode == 0, by_step.stderr[-3000:]
-    assert json.loads((tmp_path / "v.json").read_text())["num_examples"] == 500
+    flipped = json.loads((tmp_path / "v.json").read_text())
+    assert flipped["num_examples"] == 500 and flipped["tta"] == "flip"
+    # TTA logits are log mean probabilities (each row's logsumexp is 0); the model's raw logits are not.
+    for logits_npy, tta in ((tmp_path / "result_logits.npy", False), (tmp_path / "v_logits.npy", True)):
+        logits = np.load(logits_npy).astype(np.float64)
+        top = logits.max(1)
+        lse = top + np.log(np.exp(logits - top[:, None]).sum(1))
+        assert (np.abs(lse).max() < 1e-5) == tta
 
 
 def test_eval_refuses_outputs_that_would_clobber_the_run(straight, tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cnnjax.config import ConfigError
+from cnnjax.data.mixing import mix_if
 from cnnjax.data.pipeline import normalize
 from cnnjax.data.sources import DatasetMeta
 from cnnjax.data.splits import Datasets
@@ -104,11 +105,12 @@ class StreamInputs:
                                  mesh)
 
     def device_batch(self, exp: Any, batch: tuple[jax.Array, jax.Array],
-                      step: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The host-cropped global batch through `config.augment`'s device ops (keyed by step exactly as the
-        in-memory pipeline's), normalised."""
+                     step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The host-cropped global batch as the step takes it: through `config.augment`'s device ops (keyed by step
+        exactly as the in-memory pipeline's), normalised, then mixed if the run mixes (keyed by the step)."""
         images, labels = batch
-        return normalize(exp.batches.augmented(images, step), self.mean, self.std, exp.dtype), labels
+        images = normalize(exp.batches.augmented(images, step), self.mean, self.std, exp.dtype)
+        return mix_if(exp.mixer, images, labels, step)
 
 
 def build(config: ml_collections.ConfigDict) -> StreamInputs:
