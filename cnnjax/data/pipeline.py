@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from cnnjax.data import augment
+from cnnjax.data import augment, resize
 from cnnjax.data.sources import Split
 from cnnjax.sharding import replicate_array
 
@@ -43,6 +43,7 @@ class TrainBatches:
     batch_size: int
     seed: int
     augment_spec: str = ""
+    sizes: tuple[int, ...] = ()  # progressive resizing: the image size of each epoch (`resize.sizes_per_epoch`)
 
     @property
     def steps_per_epoch(self) -> int:  # the last partial batch of an epoch is dropped in training
@@ -50,6 +51,10 @@ class TrainBatches:
 
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
+
+    def size_at(self, step: int) -> int | None:
+        """The training image size at `step` under progressive resizing (a static shape), else None."""
+        return self.sizes[min(self.epoch_of(step), len(self.sizes) - 1)] if self.sizes else None
 
     def order(self, epoch: int | jax.Array) -> jax.Array:
         """The permutation of the training examples for `epoch`."""
@@ -60,12 +65,15 @@ class TrainBatches:
         offset = step % self.steps_per_epoch
         return jax.lax.dynamic_slice_in_dim(order, offset * self.batch_size, self.batch_size)
 
-    def __call__(self, data: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(uint8 images, labels) of global step `step`, augmented; `order` = self.order(epoch of step)."""
+    def __call__(self, data: DeviceSplit, order: jax.Array, step: jax.Array,
+                 size: int | None = None) -> tuple[jax.Array, jax.Array]:
+        """(uint8 images, labels) of global step `step`, augmented, then resized to `size` (= self.size_at(step),
+        static) under progressive resizing; `order` = self.order(epoch of step)."""
         index = self.indices(order, step)
         images, labels = data.images[index], data.labels[index]
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), AUGMENT_STREAM), step)
-        return augment.apply(augment.parse(self.augment_spec), key, images), labels
+        images = augment.apply(augment.parse(self.augment_spec), key, images)
+        return (images if size is None else resize.resize_batch(images, size)), labels
 
 
 def normalize(images: jax.Array, mean: tuple[float, ...], std: tuple[float, ...], dtype=jnp.float32) -> jax.Array:

@@ -16,6 +16,7 @@ from jax.sharding import Mesh
 
 from cnnjax.config import ConfigError
 from cnnjax.data.splits import Datasets, load_for_config
+from cnnjax.data import resize
 from cnnjax.data.pipeline import TrainBatches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
@@ -77,7 +78,28 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     sharding.check_batch_size(config.batch_size, mesh)
     if config.batch_size > num_train:
         raise ConfigError(f"batch_size={config.batch_size} exceeds the {num_train} training examples")
-    batches = TrainBatches(num_train, config.batch_size, config.seed, config.augment)
+    _check_grad_accum(config, mesh)
+    batches = TrainBatches(num_train, config.batch_size, config.seed, config.augment,
+                           _train_sizes(config, data.meta.image_shape))
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
     return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs)
+
+
+def _check_grad_accum(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
+    k = config.get("grad_accum_steps", 1)
+    per_device = config.batch_size // mesh.size
+    if per_device % k:
+        raise ConfigError(f"batch_size={config.batch_size} on {mesh.size} devices is {per_device} per device, which "
+                          f"does not split into grad_accum_steps={k} micro-batches; make it a multiple of "
+                          f"{mesh.size * k}")
+
+
+def _train_sizes(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Progressive resizing's size per epoch; it must end at the images' size, where validation runs."""
+    sizes = resize.sizes_per_epoch(config.get("progressive_resize", ""), config.num_epochs)
+    if sizes and (sizes[-1], sizes[-1]) != tuple(image_shape[:2]):
+        raise ConfigError(f"progressive_resize={config.progressive_resize!r} ends at {sizes[-1]}, but "
+                          f"{config.dataset} images are {image_shape[0]}x{image_shape[1]} and validation runs at "
+                          f"that size: end the ramp at {image_shape[0]}")
+    return sizes
