@@ -1,0 +1,70 @@
+"""Progressive resizing: the per-epoch sizes a spec gives, the batch maker resizing to them, and the config
+refusing models whose classifier depends on the image size."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnjax.config import ConfigError, base_config, validate
+from cnnjax.data.pipeline import DeviceSplit, TrainBatches
+from cnnjax.data.resize import MAX_SIZES, ResizeSpecError, sizes_per_epoch
+
+TINY_RESNET = {"depth": 8, "widths": (4, 8, 8)}  # resnet20's family at its smallest: global average pooling
+
+
+def test_a_ramp_starts_small_ends_at_the_final_size_with_few_distinct_sizes():
+    sizes = sizes_per_epoch("8:224", 30)
+    assert sizes[0] == 8 and sizes[-1] == 224 and len(sizes) == 30
+    assert list(sizes) == sorted(sizes) and len(set(sizes)) <= MAX_SIZES
+    assert sizes_per_epoch("0:16,3:22,6:28", 8) == (16, 16, 16, 22, 22, 22, 28, 28)
+    assert sizes_per_epoch("", 8) == ()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("16-28", "does not parse"), ("1:16,0:28", "must start at 0 and increase"),
+    (",".join(f"{e}:{10 + e}" for e in range(MAX_SIZES + 1)), "distinct sizes"),
+])
+def test_bad_specs_are_refused(spec, message):
+    with pytest.raises(ResizeSpecError, match=message):
+        sizes_per_epoch(spec, 20)
+
+
+def test_the_batch_of_an_early_step_is_small_and_of_a_late_step_full_size():
+    n, batch, epochs = 64, 16, 4
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    images[:, :, :, :] = images[:, :1, :1, :]  # each image one constant grey level: resizing must keep it
+    data = DeviceSplit(jnp.asarray(images), jnp.arange(n, dtype=jnp.int32))
+    batches = TrainBatches(n, batch, seed=0, augment_spec="flip_lr", sizes=sizes_per_epoch("14:28", epochs))
+    spe = batches.steps_per_epoch
+    first, last = 0, epochs * spe - 1
+    assert (batches.size_at(first), batches.size_at(last)) == (14, 28)
+    make = jax.jit(batches, static_argnums=3)
+    small, labels = make(data, batches.order(0), jnp.int32(first), batches.size_at(first))
+    full, _ = make(data, batches.order(epochs - 1), jnp.int32(last), batches.size_at(last))
+    assert small.shape == (batch, 14, 14, 1) and full.shape == (batch, 28, 28, 1) and small.dtype == jnp.uint8
+    np.testing.assert_array_equal(np.asarray(small), images[np.asarray(labels)][:, :14, :14])
+    plain = TrainBatches(n, batch, seed=0, augment_spec="flip_lr")
+    assert plain.size_at(first) is None and jax.eval_shape(plain, data, plain.order(0), first)[0].shape[1] == 28
+
+
+def _config(**kw):
+    c = base_config()
+    for k, v in kw.items():
+        c[k] = v
+    return c
+
+
+def test_fixed_size_classifiers_are_refused_and_global_pooling_models_accepted():
+    with pytest.raises(ConfigError, match="fixed-size classifier"):
+        validate(_config(model="keras_cnn", progressive_resize="14:28"))  # flatten -> Dense 512
+    with pytest.raises(ConfigError, match="minimum input"):
+        validate(_config(model="lenet5", progressive_resize="14:28"))
+    config = _config(model="resnet20", progressive_resize="14:28")
+    config.model_overrides.update(TINY_RESNET)
+    validate(config)
+    with pytest.raises(ConfigError, match="in-memory pipeline"):
+        validate(_config(model="resnet20", progressive_resize="14:28", input_pipeline="stream"))
