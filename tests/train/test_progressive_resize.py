@@ -12,6 +12,7 @@ from cnnjax.config import ConfigError, base_config, validate
 from cnnjax.data.pipeline import DeviceSplit, TrainBatches
 from cnnjax.data.resize import MAX_SIZES, ResizeSpecError, sizes_per_epoch
 
+EPS = float(np.finfo(np.float32).eps)
 TINY_RESNET = {"depth": 8, "widths": (4, 8, 8)}  # resnet20's family at its smallest: global average pooling
 
 
@@ -68,3 +69,45 @@ def test_fixed_size_classifiers_are_refused_and_global_pooling_models_accepted()
     validate(config)
     with pytest.raises(ConfigError, match="in-memory pipeline"):
         validate(_config(model="resnet20", progressive_resize="14:28", input_pipeline="stream"))
+
+
+def test_the_loop_compiles_a_step_per_size_and_runs_the_configured_step():
+    """The loop's programs (`loop._compile`) for a real experiment: the step at an early and a late step trains
+    on that epoch's size, with max_norm from the config in the compiled step."""
+    from cnnjax.train import experiment, loop
+    from cnnjax.train.regularizers import incoming_norms
+
+    config = _config(model="resnet20", num_train_examples=64, batch_size=32, validation_size=100, num_epochs=2,
+                     num_devices=1, progressive_resize="0:14,1:28", max_norm=0.5,
+                     optimizer="sgd", learning_rate=0.05)
+    config.model_overrides.update(TINY_RESNET)
+    validate(config)
+    exp = experiment.build(config)
+    state = _random_state(exp)
+    programs = loop._compile(exp, state, 0)
+    last = exp.total_steps - 1
+    small, full = programs.step_at(0), programs.step_at(last)
+    assert small is not full and programs.step_at(1) is small  # one program per size, reused within it
+    assert ",14,14,1]" in small.as_text() and ",14,14,1]" not in full.as_text()  # the resized batch's shape
+    state, metrics = small(state, programs.train_data, programs.epoch_order(0))
+    assert int(state.step) == 1 and bool(jnp.isfinite(metrics["loss"]))
+    kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state.params)
+               if getattr(path[-1], "key", None) == "kernel"]
+    assert max(float(jnp.max(incoming_norms(k))) for k in kernels) <= 0.5 * (1 + 4 * EPS)
+
+
+def _random_state(exp):
+    """A train state of the experiment's structure with random positive values: compiling the model's own
+    initialisers costs seconds, and this test is about the programs, not the initial weights."""
+    from cnnjax import sharding
+    from cnnjax.train.state import PlateauState, TrainState
+
+    shape = (1, *exp.data.meta.image_shape)
+    abstract = jax.eval_shape(lambda: exp.model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
+                                                     jnp.zeros(shape), train=False))
+    rng = np.random.default_rng(0)
+    variables = jax.tree.map(lambda s: jnp.asarray(np.abs(rng.normal(size=s.shape)) * 0.5, s.dtype), abstract)
+    state = TrainState(step=jnp.asarray(0, jnp.int32), params=variables["params"],
+                       batch_stats=variables["batch_stats"], opt_state=exp.tx.init(variables["params"]),
+                       rng=jax.random.PRNGKey(0), plateau=PlateauState.create())
+    return sharding.replicate_tree(state, exp.mesh)
