@@ -70,7 +70,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.adam_b2 = 0.999
     c.weight_decay = 0.0  # coupled L2 for sgd-family/adam, decoupled for adamw
     c.weight_decay_mask = "kernels"  # "kernels" (no biases/BN/PReLU) or "all"
-    c.l1_penalty = 0.0  # L1: l1_penalty * sign(w) added to the gradient (weight_decay_mask); with weight_decay: elastic net
+    c.l1_penalty = 0.0  # L1: + l1_penalty * sign(w) to the gradient (weight_decay_mask); + weight_decay: elastic net
     c.max_norm = 0.0  # > 0: after every update, each unit's incoming kernel weights are projected to norm <= max_norm
     c.grad_accum_steps = 1  # a step's batch_size examples run as this many sequential micro-batches, one update
     c.grad_clip_norm = 0.0  # 0 = off

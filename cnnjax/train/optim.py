@@ -2,9 +2,11 @@
 
 The update is `clip -> [coupled L2, L1] -> optimizer -> [decoupled decay] -> -lr(step)`, with weight decay
 and the L1 penalty masked to convolution/dense kernels by default: decaying BatchNorm scales, biases or PReLU
-slopes only hurts. L1 and L2 together are the elastic net (seed 004). The max-norm constraint is not here: it
-projects the parameters after the update (`regularizers.max_norm_project`, applied in the train step). The plateau schedule's multiplier lives in the train state and scales the final update, which
-equals scaling the learning rate for every optimizer here (each ends with a linear scale by lr).
+slopes only hurts. L1 and L2 together are the elastic net (seed 004); L1 is always coupled (a gradient term),
+also beside adamw's decoupled decay. The max-norm constraint is not here: it projects the parameters after the
+update (`regularizers.max_norm_project`, applied in the train step). The plateau schedule's multiplier lives in
+the train state and scales the final update, which equals scaling the learning rate for every optimizer here
+(each ends with a linear scale by lr).
 """
 
 from __future__ import annotations

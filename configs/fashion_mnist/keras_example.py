@@ -15,9 +15,10 @@ and as much of its ImageDataGenerator augmentation as the pipeline has ops for, 
     Batch 32 is Keras' fit() default.
 
 Command:  python train.py --config configs/fashion_mnist/keras_example.py --workdir runs/fmnist_keras_example
-Expected: a short run only (1 epoch on 5,000 training examples, --config.num_train_examples=5000
-          --config.num_epochs=1): 00.00% validation top-1. The full 30 epochs are not measured: XLA:CPU runs
-          this net at ~4 min per 55k-example epoch on 2 cores.
+Expected: 48.93% test top-1 (validation 47.44%) after a short run only: 1 epoch on 5,000 training examples
+          (--config.num_train_examples=5000 --config.num_epochs=1, 156 steps of 32; 21 s of CPU, 2 min wall on
+          a loaded 2-core machine). RMSprop at 1e-4 learns slowly: the full 30 epochs are not measured (XLA:CPU
+          runs this net at ~4 min per 55k-example epoch on 2 cores).
 """
 
 from cnnjax.config import base_config

@@ -111,3 +111,18 @@ def _random_state(exp):
                        batch_stats=variables["batch_stats"], opt_state=exp.tx.init(variables["params"]),
                        rng=jax.random.PRNGKey(0), plateau=PlateauState.create())
     return sharding.replicate_tree(state, exp.mesh)
+
+
+def test_what_the_data_and_devices_decide_is_checked_when_the_experiment_is_built():
+    from cnnjax.train import experiment
+
+    config = _config(model="resnet20", num_train_examples=64, batch_size=32, validation_size=100, num_epochs=2,
+                     progressive_resize="0:14,1:32")
+    config.model_overrides.update(TINY_RESNET)
+    validate(config)  # the model runs at both sizes; only the data says the images are 28x28
+    with pytest.raises(ConfigError, match="end the ramp at 28"):
+        experiment.build(config)
+    config.progressive_resize, config.batch_size, config.grad_accum_steps, config.num_devices = "", 36, 2, 4
+    validate(config)
+    with pytest.raises(ConfigError, match="9 per device, which does not split into grad_accum_steps=2"):
+        experiment.build(config)
