@@ -75,6 +75,7 @@ def _progressive_resize(config: ml_collections.ConfigDict) -> str | None:
 
 def _accepts_sizes(config: ml_collections.ConfigDict, small: int, final: int) -> str | None:
     """Whether the model, initialised at the final size, also runs at the smallest (global pooling) size."""
+    import flax.errors
     import jax
     import jax.numpy as jnp
 
@@ -90,7 +91,7 @@ def _accepts_sizes(config: ml_collections.ConfigDict, small: int, final: int) ->
     variables = jax.eval_shape(lambda: model.init(rngs, jnp.zeros((1, final, final, channels)), train=False))
     try:
         jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, small, small, channels)), train=False), variables)
-    except Exception:  # noqa: BLE001 - flax's shape errors have no common base; any failure means "fixed size"
+    except (flax.errors.FlaxError, TypeError, ValueError):  # a parameter or matmul shape that depends on the size
         return (f"{config.model} has a fixed-size classifier (its weights depend on the image size), so it cannot "
                 "train on resized images; use a model with global pooling (e.g. resnet20) or progressive_resize=''")
     return None
