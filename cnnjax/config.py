@@ -16,10 +16,12 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from cnnjax import recipe_checks
 from cnnjax.errors import CnnjaxError, first_line
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULES = ("constant", "step", "exponential", "warmup_cosine", "plateau", "cyclic_cosine")
+SCHEDULES = ("constant", "step", "exponential", "warmup_cosine", "plateau", "cyclic_cosine", "one_cycle",
+             "inverse_time")
 
 
 class ConfigError(CnnjaxError, ValueError):
@@ -49,6 +51,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.cutmix_alpha = 0.0  # CutMix: box area from Beta(cutmix_alpha, cutmix_alpha); 0 = off (e.g. 1.0)
     c.mix_prob = 1.0  # probability that a batch is mixed at all
     c.mix_switch_prob = 0.5  # both alphas on: probability that a batch uses CutMix rather than Mixup
+    # Progressive resizing of the training images per epoch: "START:END" (linear ramp over the epochs) or
+    # "EPOCH:SIZE,..." e.g. "0:16,3:22,6:28"; END is the images' size (validation/eval run at it). "" = off.
+    c.progressive_resize = ""
     # k-fold cross-validation: with cv_folds >= 2, validation is fold cv_fold (0..cv_folds-1) of a stratified
     # split of train fixed by validation_seed, and validation_size is ignored; 0 = off.
     c.cv_folds = 0
@@ -87,6 +92,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.adam_b2 = 0.999
     c.weight_decay = 0.0  # coupled L2 for sgd-family/adam, decoupled for adamw
     c.weight_decay_mask = "kernels"  # "kernels" (no biases/BN/PReLU) or "all"
+    c.l1_penalty = 0.0  # L1: + l1_penalty * sign(w) to the gradient (weight_decay_mask); + weight_decay: elastic net
+    c.max_norm = 0.0  # > 0: after every update, each unit's incoming kernel weights are projected to norm <= max_norm
+    c.grad_accum_steps = 1  # a step's batch_size examples run as this many sequential micro-batches, one update
     c.grad_clip_norm = 0.0  # 0 = off
     c.label_smoothing = 0.0
     c.aux_loss_weight = 0.3  # auxiliary heads (GoogLeNet / Inception-v3) if the model has them
@@ -98,6 +106,13 @@ def base_config() -> ml_collections.ConfigDict:
     # schedule="cyclic_cosine" (snapshot ensembles, SGDR restarts): num_epochs splits into num_cycles equal cycles,
     # each restarting at learning_rate; every cycle's last checkpoint is kept as a snapshot (ensemble member).
     c.num_cycles = 1
+    # schedule="one_cycle" (Smith): from lr / div_factor up to learning_rate over the first pct_start of the run,
+    # then down to learning_rate / (div_factor * final_div_factor); shape "cosine" or "linear".
+    c.one_cycle_pct_start = 0.3
+    c.one_cycle_div_factor = 25.0
+    c.one_cycle_final_div_factor = 1e4
+    c.one_cycle_shape = "cosine"
+    c.inverse_time_decay = 0.0  # schedule="inverse_time": lr / (1 + inverse_time_decay * step), Keras' decay=
     c.plateau_patience = 2  # epochs without improvement of the validation metric
     c.plateau_min_delta = 1e-4
     # Parallelism and numerics.
@@ -292,6 +307,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _validate_ensemble_members(config)
     _validate_imbalance(config)
     _validate_mixing(config)
+    problem = recipe_checks.first_problem(config)
+    if problem:
+        raise ConfigError(problem)
     _validate_numerics(config)
     _validate_stream(config)
 

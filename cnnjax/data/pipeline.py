@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from cnnjax.data import augment, preprocess
+from cnnjax.data import augment, preprocess, resize
 from cnnjax.data.balance import EpochSampler
 from cnnjax.data.sources import Split
 from cnnjax.sharding import replicate_array
@@ -48,6 +48,7 @@ class TrainBatches:
     augment_spec: str = ""
     augment_context: augment.AugmentContext | None = None  # what data-dependent ops need (augment.context_for)
     sampler: EpochSampler | None = None  # class_balance: a class-balanced epoch instead of a permutation
+    sizes: tuple[int, ...] = ()  # progressive resizing: the image size of each epoch (`resize.sizes_per_epoch`)
 
     @property
     def epoch_size(self) -> int:
@@ -61,6 +62,10 @@ class TrainBatches:
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
 
+    def size_at(self, step: int) -> int | None:
+        """The training image size at `step` under progressive resizing (a static shape), else None."""
+        return self.sizes[min(self.epoch_of(step), len(self.sizes) - 1)] if self.sizes else None
+
     def order(self, epoch: int | jax.Array) -> jax.Array:
         """The training examples `epoch` visits, in order: a permutation, or the sampler's balanced draw."""
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), SHUFFLE_STREAM), epoch)
@@ -72,10 +77,13 @@ class TrainBatches:
         offset = step % self.steps_per_epoch
         return jax.lax.dynamic_slice_in_dim(order, offset * self.batch_size, self.batch_size)
 
-    def __call__(self, data: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(uint8 images, labels) of global step `step`, augmented; `order` = self.order(epoch of step)."""
+    def __call__(self, data: DeviceSplit, order: jax.Array, step: jax.Array,
+                 size: int | None = None) -> tuple[jax.Array, jax.Array]:
+        """(uint8 images, labels) of global step `step`, augmented, then resized to `size` (= self.size_at(step),
+        static) under progressive resizing; `order` = self.order(epoch of step)."""
         index = self.indices(order, step)
-        return self.augmented(data.images[index], step), data.labels[index]
+        images = self.augmented(data.images[index], step)
+        return (images if size is None else resize.resize_batch(images, size)), data.labels[index]
 
     def augment_key(self, step: int | jax.Array) -> jax.Array:
         """The key the global batch of `step` is augmented with (split per example by `augment.apply`)."""
@@ -89,14 +97,14 @@ class TrainBatches:
 
 
 def train_batches(config: ml_collections.ConfigDict, num_train: int, train_images: np.ndarray | None,
-                  channels: int, sampler: EpochSampler | None = None) -> TrainBatches:
+                  channels: int, sampler: EpochSampler | None = None, sizes: tuple[int, ...] = ()) -> TrainBatches:
     """The run's TrainBatches with its augmentation context: what data-dependent ops need from the training
     split (fancy PCA's eigenpairs) is computed once here (eval never augments; `train_images` is None for the
     streaming pipeline), and the spec is parsed with it so a data-dependent error surfaces before compiling."""
     context = augment.context_for(config.augment, train_images, channels)
     augment.parse(config.augment, context)
     return TrainBatches(num_train, config.batch_size, config.seed, config.augment, augment_context=context,
-                        sampler=sampler)
+                        sampler=sampler, sizes=sizes)
 
 
 def normalize(images: jax.Array, mean: tuple[float, ...], std: tuple[float, ...], dtype=jnp.float32) -> jax.Array:

@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 from cnnjax.config import ConfigError
 from cnnjax.data import balance
 from cnnjax.data.splits import Datasets, load_for_config
+from cnnjax.data import resize
 from cnnjax.data.mixing import Mixer, mix_if
 from cnnjax.data.pipeline import DeviceSplit, TrainBatches, train_batches
 from cnnjax.data.stream import inputs as stream_inputs
@@ -57,10 +58,11 @@ class Experiment:
 
     def batch_maker(self, preprocess: Callable[[jax.Array], jax.Array]) -> Callable[..., tuple[jax.Array, jax.Array]]:
         """make_batch(split, order, step) of the in-memory pipeline, the global batch of `step` as the train step
-        takes it: selected and augmented (uint8), `preprocess`ed, then mixed when the run mixes (integer labels
-        (B,) or soft targets (B, K))."""
-        def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
-            images, labels = self.batches(split, order, step)
+        takes it: selected and augmented (uint8), resized to `size` (progressive resizing), `preprocess`ed, then mixed
+        when the run mixes (integer labels (B,) or soft targets (B, K))."""
+        def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array,
+                       size: int | None = None) -> tuple[jax.Array, jax.Array]:
+            images, labels = self.batches(split, order, step, size)
             return mix_if(self.mixer, preprocess(images), labels, step)
 
         return make_batch
@@ -99,8 +101,9 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
         class_weights = balance.class_weights(config.get("class_weights", ""), labels, data.meta.num_classes)
     except balance.BalanceError as err:
         raise ConfigError(str(err)) from None
+    _check_grad_accum(config, mesh)
     batches = train_batches(config, num_train, data.train.images if inputs is None else None,
-                            data.meta.image_shape[-1], sampler)
+                            data.meta.image_shape[-1], sampler, _train_sizes(config, data.meta.image_shape))
     if config.batch_size > batches.epoch_size:
         raise ConfigError(f"batch_size={config.batch_size} exceeds the {batches.epoch_size} training examples "
                           "of an epoch")
@@ -108,3 +111,22 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
     return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs,
                       class_weights, Mixer.from_config(config, data.meta.num_classes))
+
+
+def _check_grad_accum(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
+    k = config.get("grad_accum_steps", 1)
+    per_device = config.batch_size // mesh.size
+    if per_device % k:
+        raise ConfigError(f"batch_size={config.batch_size} on {mesh.size} devices is {per_device} per device, which "
+                          f"does not split into grad_accum_steps={k} micro-batches; make it a multiple of "
+                          f"{mesh.size * k}")
+
+
+def _train_sizes(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Progressive resizing's size per epoch; it must end at the images' size, where validation runs."""
+    sizes = resize.sizes_per_epoch(config.get("progressive_resize", ""), config.num_epochs)
+    if sizes and (sizes[-1], sizes[-1]) != tuple(image_shape[:2]):
+        raise ConfigError(f"progressive_resize={config.progressive_resize!r} ends at {sizes[-1]}, but "
+                          f"{config.dataset} images are {image_shape[0]}x{image_shape[1]} and validation runs at "
+                          f"that size: end the ramp at {image_shape[0]}")
+    return sizes

@@ -108,6 +108,7 @@ class _Programs:
     val_labels: np.ndarray | None
     predict: Callable[..., jax.Array]
     checkpoint_meta: Callable[[], dict] = dict  # the input pipeline's position (stream), saved with each step
+    step_at: Callable[[int], Callable[..., tuple[TrainState, dict]]] | None = None  # by image size (resizing)
     close: Callable[[], None] = lambda: None
 
 
@@ -120,17 +121,28 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int, resume_m
     if exp.inputs is not None:  # host-streamed or synthetic batches (cnnjax.data.stream): the same step
         return _Programs(**exp.inputs.programs(exp, step_fn, state, start, resume_meta))
     train_data = replicate(data.train, exp.mesh)
-    t0 = time.perf_counter()
     epoch_order = jax.jit(exp.batches.order, out_shardings=NamedSharding(exp.mesh, P()))
     make_batch = exp.batch_maker(functools.partial(preprocess.apply, stats, dtype=exp.dtype))
-    compiled = parallel.compile_train_step(step_fn, make_batch, exp.mesh).lower(
-        state, train_data, epoch_order(exp.batches.epoch_of(start))).compile()
-    log.info("compiled the train step in %.1f s", time.perf_counter() - t0)
+    # Shapes only: the state's buffers are donated to the first step, before a later size is compiled.
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                            (state, epoch_order(exp.batches.epoch_of(start))))
+
+    @functools.cache  # one program per image size (progressive resizing), compiled when first needed
+    def compile_for(size: int | None):
+        t0 = time.perf_counter()
+        program = parallel.compile_train_step(step_fn, functools.partial(make_batch, size=size), exp.mesh).lower(
+            abstract[0], train_data, abstract[1]).compile()
+        log.info("compiled the train step%s in %.1f s", f" for {size}x{size} images" if size else "",
+                 time.perf_counter() - t0)
+        return program
+
+    compiled = compile_for(exp.batches.size_at(start))
     validation = data.validation
     return _Programs(compiled, epoch_order, train_data,
                      replicate(validation, exp.mesh) if validation is not None else None,
                      validation.labels if validation is not None else None,
-                     preprocess_predict_fn(exp.model, stats, exp.mesh, exp.dtype))
+                     preprocess_predict_fn(exp.model, stats, exp.mesh, exp.dtype),
+                     step_at=lambda step: compile_for(exp.batches.size_at(step)))
 
 
 def _run_steps(trainer: "_Trainer", programs: _Programs, state: TrainState, start: int,
@@ -143,7 +155,8 @@ def _run_steps(trainer: "_Trainer", programs: _Programs, state: TrainState, star
         if step % spe == 0 or order is None:
             order = programs.epoch_order(trainer.exp.batches.epoch_of(step))
         trainer.profiler.before_step(step)
-        state, metrics = programs.train_step(state, programs.train_data, order)
+        run = programs.step_at(step) if programs.step_at else programs.train_step
+        state, metrics = run(state, programs.train_data, order)
         trainer.profiler.after_step(step, metrics)
         in_flight.push(metrics)
         trainer.interval.metrics.append(metrics)

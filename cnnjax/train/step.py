@@ -3,6 +3,12 @@
 Under `shard_map` each device sees its slice of the global batch; gradients, metrics and (per-device)
 BatchNorm statistics are averaged with `pmean`, so every replica applies the same update and the result
 equals one step on the global batch (exactly so with synchronised BatchNorm).
+
+A step is one update. With `grad_accum_steps` k > 1 each device's share of the batch runs through the model as
+k sequential micro-batches (a `lax.scan`: activations of one micro-batch in memory at a time) whose gradients
+are averaged into one update, so the step counter, the schedule and the epochs count updates exactly as with
+k = 1. BatchNorm normalises each micro-batch by its own statistics and updates the running averages k times
+per step (as accumulation in PyTorch does); dropout draws a fresh mask per micro-batch.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import ml_collections
 import optax
 
 from cnnjax.sharding import AXIS
-from cnnjax.train import ema
+from cnnjax.train import ema, regularizers
 from cnnjax.train.optim import Schedule, scale_updates
 from cnnjax.train.state import TrainState
 
@@ -70,13 +76,16 @@ class StepConfig:
     ema_decay: float = 0.0  # > 0: the state is an `EmaTrainState` and its EMA is updated every step
     ema_warmup: bool = True
     class_weights: tuple[float, ...] = ()  # loss weight per class (class_weights); () = unweighted
+    max_norm: float = 0.0  # > 0: kernels projected after every update (`regularizers.max_norm_project`)
+    grad_accum_steps: int = 1  # micro-batches per update
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, class_weights: tuple[float, ...] = ()) -> "StepConfig":
         """The step's settings of a run config (keys added later read as off when absent); `class_weights` are
         resolved from the training labels by `experiment.build`."""
         return cls(config.label_smoothing, config.aux_loss_weight, config.bn_sync,
-                   config.get("ema_decay", 0.0), config.get("ema_warmup", True), tuple(class_weights))
+                   config.get("ema_decay", 0.0), config.get("ema_warmup", True), tuple(class_weights),
+                   config.get("max_norm", 0.0), config.get("grad_accum_steps", 1))
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model: nn.Module,
@@ -95,8 +104,8 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
     if axis_name is not None:  # different dropout masks on each device
         rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
-    def loss_fn(params):
-        variables = {"params": params, "batch_stats": state.batch_stats}
+    def loss_fn(params, batch_stats, images, labels, rng):
+        variables = {"params": params, "batch_stats": batch_stats}
         logits, updated = model.apply(variables, images, train=True, mutable=["batch_stats", "aux_logits"],
                                       rngs={"dropout": rng})
         loss = example_mean(cross_entropy(logits, labels, cfg.label_smoothing), labels, cfg.class_weights)
@@ -105,9 +114,13 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
                                                              cfg.class_weights)
         return loss, (logits, updated.get("batch_stats", {}))
 
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    # Training top-1 of mixed batches counts a prediction of the larger part of each example's target as right.
-    metrics = {"loss": loss, "top1": jnp.mean(jnp.argmax(logits, -1) == hard_labels(labels))}
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if cfg.grad_accum_steps == 1:
+        (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, images, labels, rng)
+        # Training top-1 of mixed batches counts a prediction of the larger part of each example's target as right.
+        metrics = {"loss": loss, "top1": jnp.mean(jnp.argmax(logits, -1) == hard_labels(labels))}
+    else:
+        grads, batch_stats, metrics = _accumulate(grad_fn, state, images, labels, rng, cfg.grad_accum_steps)
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
         metrics = jax.lax.pmean(metrics, axis_name)
@@ -116,6 +129,8 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = scale_updates(updates, state.plateau.scale)
     params = optax.apply_updates(state.params, updates)
+    if cfg.max_norm > 0:
+        params = regularizers.max_norm_project(params, cfg.max_norm)
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
     if cfg.ema_decay > 0:
         decay = ema.decay_at(state.step, cfg.ema_decay, cfg.ema_warmup)
@@ -126,3 +141,25 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
     metrics["lr"] = schedule(state.step) * state.plateau.scale
     return new_state, metrics
 
+
+
+def _accumulate(grad_fn, state: TrainState, images: jax.Array, labels: jax.Array, rng: jax.Array, k: int):
+    """Mean gradient, loss and top-1 over k equal micro-batches of this device's batch, run one after another;
+    the BatchNorm statistics thread through them. Returns (grads, batch_stats, metrics)."""
+    if images.shape[0] % k:
+        raise ValueError(f"the per-device batch of {images.shape[0]} does not split into grad_accum_steps={k} "
+                         "micro-batches; make batch_size / devices a multiple of grad_accum_steps")
+    split = lambda x: x.reshape(k, x.shape[0] // k, *x.shape[1:])
+
+    def micro(carry, batch):
+        grads, batch_stats, loss, top1, index = carry
+        (m_loss, (logits, batch_stats)), m_grads = grad_fn(state.params, batch_stats, batch[0], batch[1],
+                                                           jax.random.fold_in(rng, index))
+        grads = jax.tree.map(jnp.add, grads, m_grads)
+        top1 = top1 + jnp.mean(jnp.argmax(logits, -1) == hard_labels(batch[1]))
+        return (grads, batch_stats, loss + m_loss, top1, index + 1), None
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    init = (zeros, state.batch_stats, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jnp.int32(0))
+    (grads, batch_stats, loss, top1, _), _ = jax.lax.scan(micro, init, (split(images), split(labels)))
+    return jax.tree.map(lambda g: g / k, grads), batch_stats, {"loss": loss / k, "top1": top1 / k}
