@@ -114,13 +114,15 @@ class _Programs:
 
 def _compile(exp: experiment.Experiment, state: TrainState, start: int, resume_meta: dict | None = None,
              stats: preprocess.Statistics | None = None) -> _Programs:
-    """`stats`: the in-memory pipeline's preprocessing (constants of the programs); None for streamed input."""
+    """`stats`: the in-memory pipeline's preprocessing (constants of the programs; None: per-channel
+    standardisation with the experiment's statistics); unused for streamed input."""
     config, data = exp.config, exp.data
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
                                 cfg=StepConfig.from_config(config, exp.class_weights))
     if exp.inputs is not None:  # host-streamed or synthetic batches (cnnjax.data.stream): the same step
         return _Programs(**exp.inputs.programs(exp, step_fn, state, start, resume_meta))
     train_data = replicate(data.train, exp.mesh)
+    stats = stats or preprocess.standardized(data.mean, data.std)
     epoch_order = jax.jit(exp.batches.order, out_shardings=NamedSharding(exp.mesh, P()))
     make_batch = exp.batch_maker(functools.partial(preprocess.apply, stats, dtype=exp.dtype))
     # Shapes only: the state's buffers are donated to the first step, before a later size is compiled.

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.train.test_train_script import metric_records, restore_params, run, train_cmd, assert_same_tree
+from tests.train.test_train_script import metric_records, restore_params, run, train_cmd
 
 pytestmark = pytest.mark.slow
 SHORT = ["--config.num_train_examples=480", "--config.num_epochs=1"]  # 10 steps of 48
@@ -53,8 +53,26 @@ def test_augment_reaches_the_loop(tmp_path):
     every_step = "--config.log_every_steps=1"
     plain = train(tmp_path / "plain", *SHORT, every_step)
     flipped = train(tmp_path / "flip", *SHORT, every_step, "--config.augment=flip_lr")
-    never = train(tmp_path / "never", *SHORT, every_step, "--config.augment=flip_lr(prob=0.0)")
     assert plain[0]["step"] == flipped[0]["step"] == 1
     assert plain[0]["loss"] != flipped[0]["loss"]  # the first batch already went through the op
-    assert never == plain  # the op applied with probability 0 is the identity, and keys nothing else
-    assert_same_tree(restore_params(tmp_path / "never", 10), restore_params(tmp_path / "plain", 10))
+
+
+def test_an_op_applied_with_probability_0_gives_the_plain_runs_batches():
+    """The identity, drawing no key anything else reads: the run's uint8 batches are the plain run's, bit for bit.
+    (The losses then computed from them are not compared: a program with the op is another XLA program, whose
+    fusions may round the same arithmetic differently in the last bit.)"""
+    import numpy as np
+
+    from cnnjax.config import base_config
+    from cnnjax.data.pipeline import replicate
+    from cnnjax.train import experiment
+
+    def batches(augment: str) -> list[np.ndarray]:
+        config = base_config()
+        config.model, config.num_train_examples, config.batch_size, config.augment = "mlp", 480, 48, augment
+        exp = experiment.build(config)
+        data, order = replicate(exp.data.train, exp.mesh), exp.batches.order(0)
+        return [np.asarray(exp.batches(data, order, step)[0]) for step in range(3)]
+
+    for got, want in zip(batches("flip_lr(prob=0.0)"), batches("")):
+        np.testing.assert_array_equal(got, want)
