@@ -77,15 +77,17 @@ class Classifier(nn.Module):
         applied = self.applied_options()
         for option, off in (("norm", "batch"), ("spatial_dropout", 0.0), ("drop_path", 0.0)):
             if option not in applied and getattr(self, option) != off:
-                raise ValueError(f"{type(self).__name__} does not apply {option}= ({self.not_applied_reason(option)}): "
+                reason = self.not_applied_reason(option)
+                raise ValueError(f"{type(self).__name__} does not apply {option}= ({reason}): "
                                  f"remove model_overrides.{option}")
         for option in ("spatial_dropout", "drop_path"):
             rate = getattr(self, option)
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            if not _is_number(rate) or not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{option} is a rate in [0, 1], got {rate!r}")
-        if isinstance(self.norm_groups, bool) or not isinstance(self.norm_groups, int) or self.norm_groups < 1:
+        if not _is_number(self.norm_groups, int) or self.norm_groups < 1:
             raise ValueError(f"norm_groups is a positive integer, e.g. 32; got {self.norm_groups!r}")
-        if not (self.renorm_r_max >= 1.0 and self.renorm_d_max >= 0.0):
+        if not (_is_number(self.renorm_r_max) and _is_number(self.renorm_d_max)
+                and self.renorm_r_max >= 1.0 and self.renorm_d_max >= 0.0):
             raise ValueError(f"batch_renorm needs renorm_r_max >= 1 and renorm_d_max >= 0, "
                              f"got {self.renorm_r_max!r} and {self.renorm_d_max!r}")
 
@@ -105,6 +107,10 @@ class Classifier(nn.Module):
                                               deterministic=not train),
             train=train,
         )
+
+
+def _is_number(value: Any, kind: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 # Why a model rejects an option, for the one-line error.

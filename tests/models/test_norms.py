@@ -1,7 +1,7 @@
 """`model_overrides.norm=`: the normalisation layers themselves, and that the chosen one reaches the model.
 
-Models are a depth-8 CIFAR ResNet (3 residual blocks, BatchNorm after every conv) on 8x8 inputs: every
-norm-using code path of the residual families at a fraction of resnet20's compile time.
+Model-level checks use a depth-8 CIFAR ResNet (3 residual blocks, a norm after every conv) on 8x8 inputs:
+every norm-using code path of the residual families at a fraction of resnet20's compile time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import PartitionSpec as P
 
+from cnnjax import sharding
 from cnnjax.config import ConfigError, base_config, validate
 from cnnjax.models import create_model
 from cnnjax.models.layers import Classifier
@@ -79,6 +81,20 @@ def test_batch_renorm_with_r_max_1_and_d_max_0_is_batch_norm_and_corrects_otherw
     trained = bn.apply(variables, x, use_running_average=False, mutable=["batch_stats"])[0]
     # r, d bring the batch-normalised value exactly to the running one where they are not clipped
     assert float(jnp.abs(corrected - evaluated).max()) < float(jnp.abs(trained - evaluated).max())
+
+
+def test_batch_renorm_synchronised_over_the_mesh_equals_one_device_on_the_global_batch():
+    """With bn_axis_name set (bn_sync), 4 devices' renorm statistics, r and d are those of the global batch."""
+    mesh = sharding.make_mesh(4)
+    layer = create_model("resnet20", norm="batch_renorm", bn_axis_name=sharding.AXIS).ops(train=True).norm()
+    x, variables = _inputs(8), _bn_variables(3)
+    apply = functools.partial(layer.apply, mutable=["batch_stats"])
+    sharded = jax.shard_map(apply, mesh=mesh, in_specs=(P(), P(sharding.AXIS)), out_specs=(P(sharding.AXIS), P()))
+    got, got_stats = jax.jit(sharded)(variables, x)
+    want, want_stats = layer.clone(axis_name=None).apply(variables, x, mutable=["batch_stats"])
+    tol = x.size * EPS32
+    np.testing.assert_allclose(got, want, atol=tol * float(jnp.abs(want).max()))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=tol), got_stats, want_stats)
 
 
 @pytest.mark.parametrize("norm, module, groups", [("batch", nn.BatchNorm, None), ("batch_renorm", BatchRenorm, None),
