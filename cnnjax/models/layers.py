@@ -116,8 +116,8 @@ def _is_number(value: Any, kind: type | tuple[type, ...] = (int, float)) -> bool
 # Why a model rejects an option, for the one-line error.
 NOT_APPLIED = {
     "norm": "it has no normalisation layer; its BatchNorm variant, if any, does, e.g. vgg16_bn",
-    "spatial_dropout": "it has no hook after its convolutions; keras_cnn, lenet5, vgg*, resnet* and wrn* do",
-    "drop_path": "it has no residual blocks it could drop; resnet*, preact/se-resnets, resnext and wrn* do",
+    "spatial_dropout": "it is wired into keras_cnn, lenet5, vgg*, the ResNets and wrn28_10 only",
+    "drop_path": "it is wired into the residual blocks of the ResNets, wrn28_10, mobilenet_v2 and xception only",
 }
 
 
