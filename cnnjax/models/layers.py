@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -22,6 +22,14 @@ from cnnjax.models.initializers import initializer
 from cnnjax.models.norms import NORMS, norm_factory
 
 ModuleFactory = Callable[..., nn.Module]
+
+
+class SpatialDropout(nn.Dropout):
+    """Dropout of whole feature maps (Tompson et al. 2015): one draw per example and channel. A class of its
+    own so its automatic names (SpatialDropout_0, ...) leave those of a model's other Dropout layers, and so
+    their masks (the 'dropout' rng is folded with the module path), as they were without it."""
+
+    broadcast_dims: Sequence[int] = (1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +111,7 @@ class Classifier(nn.Module):
                               r_max=self.renorm_r_max, d_max=self.renorm_d_max),
             act=functools.partial(Activation, kind=self.act, train=train, slope=self.act_slope),
             dropout=functools.partial(nn.Dropout, deterministic=not train),
-            spatial_dropout=functools.partial(nn.Dropout, self.spatial_dropout, broadcast_dims=(1, 2),
-                                              deterministic=not train),
+            spatial_dropout=functools.partial(SpatialDropout, self.spatial_dropout, deterministic=not train),
             train=train,
         )
 

@@ -12,7 +12,7 @@ import pytest
 from cnnjax.config import ConfigError, base_config, validate
 from cnnjax.models import create_model
 from cnnjax.models.blocks import PreActBlock, ResidualBlock, StochasticDepth, linear_drop_rate, shortcut_a
-from cnnjax.models.layers import Classifier
+from cnnjax.models.layers import Classifier, SpatialDropout
 from tests.models.zoo_checks import called_modules, compiled
 
 TINY = dict(stage_sizes=(1, 1, 1, 1))  # ImageNet ResNets with one block per stage
@@ -32,9 +32,8 @@ def _positive(shape: tuple[int, ...], seed: int = 0) -> jax.Array:
     return jnp.asarray(np.random.default_rng(seed).uniform(0.5, 2.0, shape), jnp.float32)
 
 
-def _spatial_dropouts(model: str, size: int, train: bool, **overrides) -> list[nn.Dropout]:
-    return [m for m in called_modules(model, size, train, **overrides)
-            if isinstance(m, nn.Dropout) and m.broadcast_dims == (1, 2)]
+def _spatial_dropouts(model: str, size: int, train: bool, **overrides) -> list[SpatialDropout]:
+    return [m for m in called_modules(model, size, train, **overrides) if isinstance(m, SpatialDropout)]
 
 
 def test_spatial_dropout_drops_whole_feature_maps_in_training_only():
@@ -51,8 +50,21 @@ def test_spatial_dropout_drops_whole_feature_maps_in_training_only():
 @pytest.mark.parametrize("model, size, overrides, hooks", SPATIAL)
 def test_spatial_dropout_reaches_every_hook_in_training(model, size, overrides, hooks):
     train = _spatial_dropouts(model, size, True, spatial_dropout=0.2, **overrides)
-    assert len(train) == hooks and all(m.rate == 0.2 and not m.deterministic for m in train)
+    assert len(train) == hooks and all(m.rate == 0.2 and m.broadcast_dims == (1, 2) and not m.deterministic
+                                       for m in train)
     assert all(m.deterministic for m in _spatial_dropouts(model, size, False, spatial_dropout=0.2, **overrides))
+
+
+@pytest.mark.parametrize("model, size, overrides, names", [
+    ("keras_cnn", 28, {}, ["Dropout_0", "Dropout_1", "Dropout_2"]),
+    ("vgg11", 32, {}, ["Dropout_0", "Dropout_1"]),
+    ("wrn28_10", 8, dict(depth=10, widen_factor=1, dropout=0.3), ["Dropout_0"] * 3)])
+def test_spatial_dropout_leaves_the_models_own_dropout_masks_as_they_were(model, size, overrides, names):
+    """The model's Dropout layers keep their automatic names, hence their 'dropout' rng streams: a run
+    without spatial_dropout draws the same masks as before the option existed, and one with it only adds."""
+    for rate in (0.0, 0.2):
+        ran = called_modules(model, size, spatial_dropout=rate, **overrides)
+        assert [m.name for m in ran if type(m) is nn.Dropout and m.rate > 0] == names
 
 
 def test_spatial_dropout_zeroes_whole_maps_inside_a_real_forward():
@@ -64,7 +76,7 @@ def test_spatial_dropout_zeroes_whole_maps_inside_a_real_forward():
 
         def record(next_fun, args, kwargs, context):
             out = next_fun(*args, **kwargs)
-            if isinstance(context.module, nn.Dropout) and context.method_name == "__call__":
+            if isinstance(context.module, SpatialDropout) and context.method_name == "__call__":
                 seen.append((args[0], out))
             return out
 
