@@ -33,7 +33,9 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     # What to train.
     c.model = "lenet5"  # registry name, see `cnnjax models`
-    c.model_overrides = ml_collections.ConfigDict()  # e.g. {"act": "relu", "shortcut": "B"}
+    # The model's own options, e.g. {"act": "relu", "shortcut": "B", "norm": "group", "drop_path": 0.1,
+    # "spatial_dropout": 0.1}; the options every model has are the fields of cnnjax.models.layers.Classifier.
+    c.model_overrides = ml_collections.ConfigDict()
     c.dataset = "fashion_mnist"  # TFDS name
     c.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.validation_size = 5000  # held out from train for model selection

@@ -24,7 +24,7 @@ CONFIG_FILES = {
 OVERRIDES = {
     "act": (["--config.model_overrides.act=foo"], "unknown activation 'foo'"),
     "init": (["--config.model_overrides.init=foo"], "unknown init 'foo'"),
-    "option": (["--config.model=resnet20", "--config.model_overrides.norm=foo"], "has no option 'norm'"),
+    "option": (["--config.model=resnet20", "--config.model_overrides.norm_type=foo"], "has no option 'norm_type'"),
     "option_type": (["--config.model_overrides.hidden=128"], "mlp with"),
     "augment_op": (["--config.augment=twirl(10)"], "unknown augmentation 'twirl'"),
     "augment_paren": (["--config.augment=random_crop(padding=4"], "cannot parse augmentation"),

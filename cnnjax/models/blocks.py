@@ -4,6 +4,8 @@
   squeeze-excitation and `StochasticDepth`, EfficientNet's MBConv). ShuffleNet builds on `ConvBN`.
 * Residual: `ResidualBlock`, the post-activation basic/bottleneck block of the ImageNet and CIFAR ResNets
   (shortcut option A or B), and `PreActBlock` of the pre-activation and Wide ResNets; `stage_stride`.
+  Both drop their residual branch with `StochasticDepth` (`drop_path`, rates from `linear_drop_rate`) and
+  put the model's spatial dropout after the activations inside the branch.
 * Classic: `fc_head`, the fc6/fc7/fc8 classifier of AlexNet/ZFNet and VGG.
 """
 
@@ -82,6 +84,12 @@ class InvertedResidual(nn.Module):
         return y
 
 
+def linear_drop_rate(max_rate: float, index: int, total: int) -> float:
+    """Stochastic depth's linear decay rule (Huang et al. 2016, p_l = 1 - l/L (1 - p_L)) as a drop rate:
+    block `index` (0-based) of `total` drops with `max_rate * (index + 1) / total`; the last with max_rate."""
+    return max_rate * (index + 1) / total
+
+
 def stage_stride(stage: int, index: int) -> int:
     """Stage 0 keeps the stem's resolution; every later stage halves it in its first block."""
     return 2 if stage > 0 and index == 0 else 1
@@ -119,6 +127,7 @@ class ResidualBlock(nn.Module):
     zero_init_last: bool = False  # zero gamma of the last BN: the block starts as the identity
     shortcut: str = "B"
     auto_names: bool = False
+    drop_path: float = 0.0  # stochastic depth: rate of dropping the branch (the block is then its shortcut)
 
     @property
     def out_channels(self) -> int:
@@ -149,9 +158,10 @@ class ResidualBlock(nn.Module):
             gamma = nn.initializers.zeros if last and self.zero_init_last else nn.initializers.ones
             y = ops.norm(scale_init=gamma, name=self._name(f"bn{i}"))(y)
             if not last:
-                y = ops.act()(y)
+                y = ops.spatial_dropout()(ops.act()(y))
         if self.se_reduction:
             y = SqueezeExcite(ops, self.se_reduction, name=self._name("se"))(y)
+        y = StochasticDepth(self.drop_path, deterministic=not ops.train)(y)
         residual = x
         if self.stride != 1 or x.shape[-1] != self.out_channels:
             if self.shortcut == "A":
@@ -177,16 +187,18 @@ class PreActBlock(nn.Module):
     stride: int = 1
     dropout: float = 0.0
     preact_input: bool = True
+    drop_path: float = 0.0  # stochastic depth: rate of dropping the branch (the block is then its shortcut)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         ops = self.ops
         pre = ops.act()(ops.norm(name="bn1")(x)) if self.preact_input else x
         y = ops.conv(self.filters, (3, 3), strides=self.stride, padding=1, name="conv1")(pre)
-        y = ops.act()(ops.norm(name="bn2")(y))
+        y = ops.spatial_dropout()(ops.act()(ops.norm(name="bn2")(y)))
         if self.dropout:
             y = ops.dropout(self.dropout)(y)
         y = ops.conv(self.filters, (3, 3), padding=1, name="conv2")(y)
+        y = StochasticDepth(self.drop_path, deterministic=not ops.train)(y)
         if self.stride != 1 or x.shape[-1] != self.filters:
             return y + ops.conv(self.filters, (1, 1), strides=self.stride, name="shortcut")(pre)
         return y + x

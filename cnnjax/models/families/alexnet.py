@@ -97,6 +97,9 @@ class AlexNet(Classifier):
     lrn: bool = True  # False ablates the LRN layers of the architecture (if it has any)
     dropout: float = 0.5
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset()
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if self.arch not in ARCHS:

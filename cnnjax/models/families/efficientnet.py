@@ -34,6 +34,11 @@ class EfficientNet(Classifier):
     dropout_rate: float = 0.2
     stochastic_depth_rate: float = 0.2
 
+    def not_applied_reason(self, option: str) -> str:
+        if option == "drop_path":  # one stochastic depth per model: the reference recipe's own option
+            return "its stochastic depth is stochastic_depth_rate=, torchvision's rule"
+        return super().not_applied_reason(option)
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         ops = self.ops(train)

@@ -59,6 +59,9 @@ class HighwayNet(Classifier):
     gate_bias: float = -2.0
     batch_norm: bool = False
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"norm"} if self.batch_norm else ())
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         ops = self.ops(train)

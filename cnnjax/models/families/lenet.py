@@ -24,6 +24,9 @@ class LeNet5(Classifier):
     act: str = "tanh"
     weight_init: str = "lecun"  # LeCun's fan-in scaling, matched to tanh
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"spatial_dropout"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         ops = self.ops(train)
@@ -31,7 +34,7 @@ class LeNet5(Classifier):
         if pad > 0:
             x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
         for filters in (6, 16):
-            x = ops.act()(ops.conv(filters, (5, 5), padding="VALID", use_bias=True)(x))
+            x = ops.spatial_dropout()(ops.act()(ops.conv(filters, (5, 5), padding="VALID", use_bias=True)(x)))
             x = avg_pool(x, 2)
         x = flatten(x)
         for width in (120, 84):

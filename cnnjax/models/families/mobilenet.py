@@ -13,7 +13,7 @@ import jax
 
 import flax.linen as nn
 
-from cnnjax.models.blocks import ConvBN, InvertedResidual
+from cnnjax.models.blocks import ConvBN, InvertedResidual, linear_drop_rate
 from cnnjax.models.layers import Classifier, global_avg_pool
 from cnnjax.models.registry import register_model
 
@@ -55,14 +55,19 @@ class MobileNetV2(Classifier):
     head_features: int = 1280
     dropout_rate: float = 0.2
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"norm", "drop_path"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         ops = self.ops(train)
         x = ConvBN(ops, self.stem_features, 3, 2, name="stem")(x)
-        index = 1
+        index, total = 1, sum(repeats for _, _, repeats, _ in self.setting)
         for expand, features, repeats, stride in self.setting:
             for i in range(repeats):
-                x = InvertedResidual(ops, features, stride if i == 0 else 1, expand, name=f"block{index}")(x)
+                x = InvertedResidual(ops, features, stride if i == 0 else 1, expand,
+                                     drop_path=linear_drop_rate(self.drop_path, index - 1, total),
+                                     name=f"block{index}")(x)
                 index += 1
         x = ConvBN(ops, self.head_features, name="head")(x)
         x = ops.dropout(self.dropout_rate)(global_avg_pool(x))

@@ -20,7 +20,7 @@ import functools
 import flax.linen as nn
 import jax
 
-from cnnjax.models.blocks import PreActBlock, ResidualBlock, stage_stride
+from cnnjax.models.blocks import PreActBlock, ResidualBlock, linear_drop_rate, stage_stride
 from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
 from cnnjax.models.registry import register_model
 
@@ -48,18 +48,23 @@ class ResNet(Classifier):
     zero_init_residual: bool = False
     weight_init: str = "he_fan_out"  # torchvision: kaiming_normal_(mode="fan_out")
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"norm", "spatial_dropout", "drop_path"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if self.version not in VERSIONS:
             raise ValueError(f"version must be one of {VERSIONS}, got {self.version!r}")
         ops = self.ops(train)
         x = imagenet_stem(ops, x)
+        total, index = sum(self.stage_sizes), 0
         for stage, blocks in enumerate(self.stage_sizes):
             for i in range(blocks):
                 x = ResidualBlock(
                     ops, STAGE_PLANES[stage], stage_stride(stage, i), self.bottleneck, self.groups,
                     self.width_per_group, self.version == "v1", self.se_reduction, self.zero_init_residual,
-                    name=f"layer{stage + 1}_{i}")(x)
+                    drop_path=linear_drop_rate(self.drop_path, index, total), name=f"layer{stage + 1}_{i}")(x)
+                index += 1
         return ops.dense(self.num_classes, name="fc")(global_avg_pool(x))
 
 
@@ -78,14 +83,20 @@ class PreActResNet(Classifier):
     stage_sizes: tuple[int, ...] = STAGE_SIZES[18]
     weight_init: str = "he_fan_out"  # fb.resnet.torch: normal(0, sqrt(2 / (k*k*out_channels)))
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"norm", "spatial_dropout", "drop_path"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         ops = self.ops(train)
         x = imagenet_stem(ops, x)
+        total, index = sum(self.stage_sizes), 0
         for stage, blocks in enumerate(self.stage_sizes):
             for i in range(blocks):
-                x = PreActBlock(ops, STAGE_PLANES[stage], stage_stride(stage, i),
-                                preact_input=stage > 0 or i > 0, name=f"layer{stage + 1}_{i}")(x)
+                x = PreActBlock(ops, STAGE_PLANES[stage], stage_stride(stage, i), preact_input=stage > 0 or i > 0,
+                                drop_path=linear_drop_rate(self.drop_path, index, total),
+                                name=f"layer{stage + 1}_{i}")(x)
+                index += 1
         x = ops.act()(ops.norm(name="bn_final")(x))
         return ops.dense(self.num_classes, name="fc")(global_avg_pool(x))
 

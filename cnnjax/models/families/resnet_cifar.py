@@ -14,7 +14,7 @@ import jax
 
 import flax.linen as nn
 
-from cnnjax.models.blocks import ResidualBlock, stage_stride
+from cnnjax.models.blocks import ResidualBlock, linear_drop_rate, stage_stride
 from cnnjax.models.layers import Classifier, global_avg_pool
 from cnnjax.models.registry import CIFAR_STATS, register_model
 
@@ -24,17 +24,21 @@ class CifarResNet(Classifier):
     shortcut: str = "A"
     widths: tuple[int, int, int] = (16, 32, 64)
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"norm", "spatial_dropout", "drop_path"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if (self.depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {self.depth}")
         ops = self.ops(train)
         x = ops.act()(ops.norm()(ops.conv(self.widths[0], (3, 3), padding=1)(x)))
-        index = 0
+        index, per_stage = 0, (self.depth - 2) // 6
         for stage, filters in enumerate(self.widths):
-            for i in range((self.depth - 2) // 6):
+            for i in range(per_stage):
                 # Flax's numbering of the former CIFAR-only BasicBlock class: saved checkpoints still load.
                 x = ResidualBlock(ops, filters, stage_stride(stage, i), shortcut=self.shortcut, auto_names=True,
+                                  drop_path=linear_drop_rate(self.drop_path, index, per_stage * len(self.widths)),
                                   name=f"BasicBlock_{index}")(x)
                 index += 1
         return ops.dense(self.num_classes)(global_avg_pool(x))

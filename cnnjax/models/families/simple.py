@@ -16,6 +16,9 @@ class MLP(Classifier):
     hidden: tuple[int, ...] = (256,)
     weight_init: str = "glorot"
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset()
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         ops = self.ops(train)
@@ -31,13 +34,16 @@ class KerasCNN(Classifier):
 
     weight_init: str = "glorot"  # Keras' default
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"spatial_dropout"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         ops = self.ops(train)
         conv = lambda f, pad: ops.conv(f, (3, 3), padding=pad, use_bias=True)
         for filters in (32, 64):
-            x = ops.act()(conv(filters, "SAME")(x))
-            x = ops.act()(conv(filters, "VALID")(x))
+            x = ops.spatial_dropout()(ops.act()(conv(filters, "SAME")(x)))
+            x = ops.spatial_dropout()(ops.act()(conv(filters, "VALID")(x)))
             x = max_pool(x, 2)
             x = ops.dropout(0.25)(x)
         x = ops.act()(ops.dense(512)(flatten(x)))

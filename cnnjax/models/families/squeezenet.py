@@ -54,6 +54,9 @@ class SqueezeNet(Classifier):
     version: str = "1_0"
     dropout: float = 0.5
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset()
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if self.version not in VERSIONS:

@@ -41,6 +41,9 @@ class VGG(Classifier):
     dropout: float = 0.5
     weight_init: str = "he_fan_out"
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"spatial_dropout", "norm"} if self.batch_norm else {"spatial_dropout"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if self.depth not in STAGES:
@@ -51,7 +54,7 @@ class VGG(Classifier):
             x = ops.conv(filters, (3, 3), padding=1, use_bias=True, name=name)(x)
             if self.batch_norm:
                 x = ops.norm(name=name.replace("conv", "bn"))(x)
-            x = ops.act()(x)
+            x = ops.spatial_dropout()(ops.act()(x))
             if pool:
                 x = max_pool(x, 2)
         x = adaptive_avg_pool(x, 7)

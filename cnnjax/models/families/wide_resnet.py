@@ -14,7 +14,7 @@ import functools
 import flax.linen as nn
 import jax
 
-from cnnjax.models.blocks import PreActBlock, stage_stride
+from cnnjax.models.blocks import PreActBlock, linear_drop_rate, stage_stride
 from cnnjax.models.layers import Classifier, global_avg_pool
 from cnnjax.models.registry import CIFAR_STATS, register_model
 
@@ -24,15 +24,20 @@ class WideResNet(Classifier):
     widen_factor: int = 10
     dropout: float = 0.0
 
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"norm", "spatial_dropout", "drop_path"})
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if (self.depth - 4) % 6:
             raise ValueError(f"Wide ResNet depth must be 6n+4, got {self.depth}")
         ops = self.ops(train)
         x = ops.conv(16, (3, 3), padding=1, name="conv0")(x)
+        per_group = (self.depth - 4) // 6
         for group, base in enumerate((16, 32, 64)):
-            for i in range((self.depth - 4) // 6):
+            for i in range(per_group):
                 x = PreActBlock(ops, base * self.widen_factor, stage_stride(group, i), self.dropout,
+                                drop_path=linear_drop_rate(self.drop_path, group * per_group + i, 3 * per_group),
                                 name=f"group{group}_{i}")(x)
         x = ops.act()(ops.norm(name="bn_final")(x))
         return ops.dense(self.num_classes, name="fc")(global_avg_pool(x))

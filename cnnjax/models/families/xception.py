@@ -18,6 +18,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from cnnjax.models.blocks import StochasticDepth, linear_drop_rate
 from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
 from cnnjax.models.pooling import check_input_size
 from cnnjax.models.registry import register_model
@@ -53,6 +54,7 @@ class DownBlock(nn.Module):
     ops: Ops
     features: tuple[int, int]
     pre_act: bool = True
+    drop_path: float = 0.0  # stochastic depth of the separable-conv branch
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -63,7 +65,7 @@ class DownBlock(nn.Module):
             x = ops.act()(x)
         x = ops.act()(sep_bn(ops, x, self.features[0], "sepconv1"))
         x = sep_bn(ops, x, self.features[1], "sepconv2")
-        return max_pool(x, 3, 2, padding="SAME") + residual
+        return StochasticDepth(self.drop_path, not ops.train)(max_pool(x, 3, 2, padding="SAME")) + residual
 
 
 class MiddleBlock(nn.Module):
@@ -71,19 +73,23 @@ class MiddleBlock(nn.Module):
 
     ops: Ops
     features: int = MIDDLE_WIDTH
+    drop_path: float = 0.0  # stochastic depth of the separable-conv branch
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         residual = x
         for i in range(1, 4):
             x = sep_bn(self.ops, self.ops.act()(x), self.features, f"sepconv{i}")
-        return x + residual
+        return StochasticDepth(self.drop_path, not self.ops.train)(x) + residual
 
 
 class Xception(Classifier):
     weight_init: str = "glorot"  # Keras' glorot_uniform
     bn_epsilon: float = 1e-3  # Keras' BatchNormalization default
     dropout: float = 0.5
+
+    def applied_options(self) -> frozenset[str]:
+        return frozenset({"norm", "drop_path"})
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -92,12 +98,17 @@ class Xception(Classifier):
         for i, (features, stride) in enumerate(((32, 2), (64, 1)), start=1):
             x = ops.conv(features, (3, 3), strides=stride, padding="VALID", name=f"block1_conv{i}")(x)
             x = ops.act()(ops.norm(name=f"block1_conv{i}_bn")(x))
+        total = len(ENTRY_BLOCKS) + len(MIDDLE_BLOCKS) + 1  # residual blocks 2..13, numbered consecutively
+
+        def rate(block: int) -> float:
+            return linear_drop_rate(self.drop_path, block - ENTRY_BLOCKS[0][0], total)
+
         for block, f1, f2 in ENTRY_BLOCKS:
-            x = DownBlock(ops, (f1, f2), pre_act=block > 2, name=f"block{block}")(x)
+            x = DownBlock(ops, (f1, f2), pre_act=block > 2, drop_path=rate(block), name=f"block{block}")(x)
         for block in MIDDLE_BLOCKS:
-            x = MiddleBlock(ops, name=f"block{block}")(x)
+            x = MiddleBlock(ops, drop_path=rate(block), name=f"block{block}")(x)
         block, f1, f2 = EXIT_BLOCK
-        x = DownBlock(ops, (f1, f2), name=f"block{block}")(x)
+        x = DownBlock(ops, (f1, f2), drop_path=rate(block), name=f"block{block}")(x)
         for i, features in enumerate((1536, 2048), start=1):
             x = ops.act()(sep_bn(ops, x, features, f"block14_sepconv{i}"))
         x = ops.dropout(self.dropout)(global_avg_pool(x))
