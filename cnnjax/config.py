@@ -37,6 +37,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.validation_size = 5000  # held out from train for model selection
     c.validation_seed = 0
     c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
+    # Only these classes (relabelled 0..k-1 in this order, in every split), e.g. (5, 6, 7, 8, 9); () = all.
+    c.train_classes = ()
+    c.labels_per_class = 0  # at most this many training examples per class (few-label runs); 0 = all
     c.augment = ""  # ops composed by name, e.g. "random_crop(padding=4)|flip_lr"
     # k-fold cross-validation: with cv_folds >= 2, validation is fold cv_fold (0..cv_folds-1) of a stratified
     # split of train fixed by validation_seed, and validation_size is ignored; 0 = off.
@@ -55,6 +58,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
     # `cnnjax convert` output or training workdir to start from (step 0 only; resuming wins), see init_from.py.
     c.init_from = ""
+    # What of init_from is not loaded: "shape" = the variables whose shape differs (e.g. the head for another
+    # num_classes); "" = none (a shape mismatch is an error); else a pattern, e.g. "head" or "head|conv1/*".
+    c.init_from_skip = "shape"
+    # Fine-tuning: parameters not trained (zero updates, BatchNorm statistics kept), "|"-separated globs on
+    # parameter paths, e.g. "conv1/*|layer1/*"; "" = none. See cnnjax/train/param_groups.py.
+    c.freeze = ""
+    # Learning-rate factor per parameter group, first match wins, e.g. "layer4/*=1.0,head=10"; "" = none.
+    c.lr_multipliers = ""
     # Optimisation.
     c.optimizer = "adam"
     c.learning_rate = 1e-3
@@ -97,6 +108,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 0  # 0 = at the end of every epoch only
     c.log_every_steps = 50
     c.progress_bar = True
+    # Each epoch end: a `diagnosis` record in metrics.jsonl and hints in the log (learning rate too high/low,
+    # over/underfitting, see cnnjax/train/diagnosis.py), and the fraction of dead ReLUs per layer.
+    c.diagnosis = True
+    c.dead_relu_probe = 256  # examples of the fixed probe batch for dead ReLUs; 0 = off
     # Input pipeline: "memory" (the whole split on every device, cnnjax.data.pipeline) or "stream" (host workers
     # decode and crop each host's share of every batch, cnnjax.data.stream: for data that does not fit in memory).
     c.input_pipeline = "memory"
@@ -259,6 +274,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "weight_decay", "grad_clip_norm", "warmup_epochs"):
         if config[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {config[key]}")
+    _validate_classes(config)
+    if config.get("dead_relu_probe", 0) < 0:
+        raise ConfigError(f"dead_relu_probe must be >= 0 (0 = off), got {config.dead_relu_probe}")
     if not 0 <= config.label_smoothing < 1:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if config.init_from and not pathlib.Path(config.init_from).expanduser().is_dir():
@@ -298,6 +316,20 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
     for key in ("cv_folds", "bootstrap_seed", "train_sample_weights"):
         if config[key] not in (0, -1, ""):
             raise ConfigError(f"{key} needs the in-memory pipeline; use --config.input_pipeline=memory")
+
+
+def _validate_classes(config: ml_collections.ConfigDict) -> None:
+    """train_classes and labels_per_class (the dataset's class count is checked when it is loaded)."""
+    classes = tuple(config.get("train_classes", ()))
+    if classes and (len(classes) < 2 or len(set(classes)) != len(classes)
+                    or not all(isinstance(c, int) and c >= 0 for c in classes)):
+        raise ConfigError(f"train_classes must be at least 2 distinct class indices >= 0, e.g. (5, 6, 7, 8, 9); "
+                          f"got {classes}")
+    if config.get("labels_per_class", 0) < 0:
+        raise ConfigError(f"labels_per_class must be >= 0 (0 = all), got {config.labels_per_class}")
+    if (classes or config.get("labels_per_class", 0)) and config.get("input_pipeline", "memory") != "memory":
+        raise ConfigError("train_classes/labels_per_class need the in-memory pipeline: set "
+                          "--config.input_pipeline=memory")
 
 
 def has_validation(config: ml_collections.ConfigDict) -> bool:
@@ -373,11 +405,28 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(str(err)) from None
     try:
         shape = (1, *model_info(config.model).input_shape)
-        jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
-                                          jnp.zeros(shape), train=False))
+        variables = jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
+                                                      jnp.zeros(shape), train=False))
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{config.model} with {config.model_overrides.to_dict()}: {first_line(err, None)}") \
             from None
+    _validate_param_patterns(config, model, shape[1:], variables["params"])
+
+
+def _validate_param_patterns(config: ml_collections.ConfigDict, model: Any, image_shape: tuple[int, ...],
+                             params: Any) -> None:
+    """init_from_skip, freeze and lr_multipliers: well-formed and each pattern matching a parameter."""
+    from cnnjax.models.head import head_path
+    from cnnjax.train import param_groups
+
+    for key in ("init_from_skip", "freeze", "lr_multipliers"):
+        if not isinstance(config.get(key, ""), str):
+            raise ConfigError(f"{key} must be a string pattern, got {config.get(key)!r}")
+    try:
+        head = head_path(model, image_shape) if param_groups.needs_head(config) else None
+        param_groups.check_config(config, params, head)
+    except param_groups.PatternError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _validate_augment(spec: str) -> None:

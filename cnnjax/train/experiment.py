@@ -19,8 +19,9 @@ from cnnjax.data.splits import Datasets, load_for_config
 from cnnjax.data.pipeline import TrainBatches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
+from cnnjax.models.head import head_path
 from cnnjax import sharding
-from cnnjax.train import optim
+from cnnjax.train import optim, param_groups
 from cnnjax.train.state import TrainState, create_train_state
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -36,6 +37,7 @@ class Experiment:
     schedule: optim.Schedule
     tx: optax.GradientTransformation
     inputs: stream_inputs.StreamInputs | None = None  # host-streamed or synthetic batches (not `data`)
+    frozen: param_groups.Globs = ()  # config.freeze resolved: parameters and BatchNorm statistics not trained
 
     @property
     def total_steps(self) -> int:
@@ -80,4 +82,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     batches = TrainBatches(num_train, config.batch_size, config.seed, config.augment)
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
-    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs)
+    head = head_path(model, data.meta.image_shape) if param_groups.needs_head(config) else None
+    frozen, multipliers = param_groups.from_config(config, head)
+    tx = param_groups.wrap_optimizer(optim.make_optimizer(config, schedule), frozen, multipliers)
+    return Experiment(config, data, model, mesh, batches, schedule, tx, inputs, frozen)

@@ -117,7 +117,7 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int,
         return normalize(images, data.mean, data.std, exp.dtype), labels
 
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
-                                cfg=StepConfig.from_config(config))
+                                cfg=StepConfig.from_config(config, exp.frozen))
     if exp.inputs is not None:  # host-streamed or synthetic batches (cnnjax.data.stream): the same step
         return _Programs(**exp.inputs.programs(exp, step_fn, state, start, resume_meta))
     train_data = replicate(data.train, exp.mesh)

@@ -16,7 +16,7 @@ import ml_collections
 import optax
 
 from cnnjax.sharding import AXIS
-from cnnjax.train import ema
+from cnnjax.train import ema, param_groups
 from cnnjax.train.optim import Schedule, scale_updates
 from cnnjax.train.state import TrainState
 
@@ -38,12 +38,14 @@ class StepConfig:
     bn_sync: bool = True
     ema_decay: float = 0.0  # > 0: the state is an `EmaTrainState` and its EMA is updated every step
     ema_warmup: bool = True
+    frozen: param_groups.Globs = ()  # BatchNorm statistics matching these keep their value (config.freeze)
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict) -> "StepConfig":
-        """The step's settings of a run config (keys added later read as off when absent)."""
+    def from_config(cls, config: ml_collections.ConfigDict, frozen: param_groups.Globs = ()) -> "StepConfig":
+        """The step's settings of a run config (keys added later read as off when absent); `frozen` is
+        `Experiment.frozen` (config.freeze with `head` resolved)."""
         return cls(config.label_smoothing, config.aux_loss_weight, config.bn_sync,
-                   config.get("ema_decay", 0.0), config.get("ema_warmup", True))
+                   config.get("ema_decay", 0.0), config.get("ema_warmup", True), tuple(frozen))
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model: nn.Module,
@@ -76,6 +78,10 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
         metrics = jax.lax.pmean(metrics, axis_name)
         if not cfg.bn_sync:  # per-device statistics were used in the step; keep replicas identical
             batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    if cfg.frozen:  # a frozen layer keeps its running statistics too (the forward pass still uses the batch's)
+        batch_stats = jax.tree_util.tree_map_with_path(
+            lambda p, new, old: old if param_groups.matches(param_groups.path_name(p), cfg.frozen) else new,
+            batch_stats, state.batch_stats)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = scale_updates(updates, state.plateau.scale)
     params = optax.apply_updates(state.params, updates)

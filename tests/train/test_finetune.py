@@ -1,0 +1,109 @@
+"""Fine-tuning options reach their ops: init_from_skip (a new head), freeze, lr_multipliers, and the
+class restriction (train_classes, labels_per_class) that transfer experiments train on."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnjax.config import ConfigError, base_config, validate
+from cnnjax.data.splits import load_for_config
+from cnnjax.train import experiment, init_from
+from cnnjax.train.checkpoint import CheckpointError
+from cnnjax.train.loop import train_and_evaluate
+from cnnjax.train.param_groups import names
+from cnnjax.train.step import StepConfig, train_step
+
+EPS = float(np.finfo(np.float32).eps)
+FIRST, SECOND = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
+
+
+def _config(**changes):
+    c = base_config()
+    c.model, c.dataset = "lenet5", "fashion_mnist"
+    c.num_train_examples, c.validation_size, c.batch_size, c.num_epochs = 200, 0, 32, 1
+    c.progress_bar, c.log_every_steps, c.dead_relu_probe = False, 1, 0
+    c.update(changes)
+    return c
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A lenet5 trained for one epoch on classes 0-4 (a 5-class head)."""
+    workdir = tmp_path_factory.mktemp("finetune") / "source"
+    train_and_evaluate(_config(train_classes=FIRST), workdir)
+    return workdir
+
+
+def _leaves(tree):
+    return dict(zip(names(tree), map(np.asarray, jax.tree.leaves(tree))))
+
+
+def test_classes_are_restricted_relabelled_and_capped():
+    data = load_for_config(_config(train_classes=SECOND, labels_per_class=3, num_train_examples=0))
+    assert data.meta.num_classes == 5 and data.meta.class_names[0] == "Sandal"
+    assert np.bincount(data.train.labels).tolist() == [3] * 5
+    assert sorted(np.unique(data.test.labels)) == [0, 1, 2, 3, 4] and len(data.test) == 5000
+
+
+def test_a_head_pattern_reinitialises_the_head_and_loads_the_body(source):
+    exp = experiment.build(_config(train_classes=SECOND, init_from=str(source), init_from_skip="head"))
+    fresh = exp.init_state()
+    state, report = init_from.apply(fresh, exp, str(source))
+    assert report.reinitialised == ["params/Dense_2/bias", "params/Dense_2/kernel"]  # same shape, skipped anyway
+    src = _leaves(init_from.load_source(source)[0]["params"])
+    got, init = _leaves(state.params), _leaves(fresh.params)
+    for name in src:
+        np.testing.assert_array_equal(got[name], init[name] if name.startswith("Dense_2/") else src[name])
+
+
+def test_a_shape_change_outside_the_skip_pattern_is_a_one_line_error(source):
+    exp = experiment.build(_config(init_from=str(source), init_from_skip=""))  # 10 classes vs the source's 5
+    with pytest.raises(CheckpointError, match="init_from_skip=head") as err:
+        init_from.apply(exp.init_state(), exp, str(source))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="top-level names: Conv_0, Conv_1, Dense_0"):
+        validate(_config(freeze="layer1/*"))
+    with pytest.raises(ConfigError, match="PATTERN=FACTOR"):
+        validate(_config(lr_multipliers="head:10"))
+
+
+def _one_step(config, steps: int = 1):
+    exp = experiment.build(config)
+    state = jax.device_get(exp.init_state())
+    step = jax.jit(functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
+                                     cfg=StepConfig.from_config(config, exp.frozen), axis_name=None))
+    images = jnp.asarray(exp.data.train.images[:16], jnp.float32) / 255.0
+    labels = jnp.asarray(exp.data.train.labels[:16])
+    new = state
+    for _ in range(steps):
+        new, _ = step(new, images, labels)
+    return state, new
+
+
+def test_frozen_parameters_and_batch_statistics_stay_while_the_rest_trains():
+    tiny_resnet = dict(model="resnet20", model_overrides={"depth": 8, "widths": (4, 4, 4)}, num_train_examples=64,
+                       bn_sync=False)
+    before, after = _one_step(_config(**tiny_resnet, freeze="Conv_0/*|BatchNorm_0/*"), steps=2)
+    for collection in ("params", "batch_stats"):
+        old, new = _leaves(getattr(before, collection)), _leaves(getattr(after, collection))
+        for name in old:
+            frozen = name.startswith(("Conv_0/", "BatchNorm_0/"))
+            assert np.array_equal(old[name], new[name]) == frozen, (collection, name)
+
+
+def test_lr_multipliers_scale_their_group_updates_exactly():
+    sgd = dict(optimizer="sgd", learning_rate=0.05)
+    before, plain = _one_step(_config(**sgd))
+    _, scaled = _one_step(_config(**sgd, lr_multipliers="head=10,Conv_0/*=0.5"))
+    old, base, got = _leaves(before.params), _leaves(plain.params), _leaves(scaled.params)
+    for name in old:
+        factor = 10.0 if name.startswith("Dense_2/") else 0.5 if name.startswith("Conv_0/") else 1.0
+        want = factor * (base[name] - old[name])
+        # p + u rounds once in each run and the difference once more: a few ulps of the largest weight.
+        tol = 4 * EPS * (np.abs(old[name]).max() + np.abs(want).max())
+        np.testing.assert_allclose(got[name] - old[name], want, rtol=0, atol=tol, err_msg=name)
