@@ -20,6 +20,7 @@ from cnnjax.errors import CnnjaxError
 from cnnjax.introspect import format_summary, model_table, summarize
 from cnnjax.models import UnknownModelError
 from cnnjax.reference import command as report_command
+from cnnjax.transfer import command as features_command
 
 
 class UsageError(CnnjaxError):
@@ -71,6 +72,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                 convert_files.add_arguments, convert_files.run),
     "report": ("params, MACs and top-1/top-5 of every model: ours (eval.py results) vs published; CSV, Markdown, PNG",
                report_command.add_arguments, report_command.run),
+    "features": ("penultimate-layer features of a checkpoint (.npz) and a logistic-regression probe on them",
+                 features_command.add_arguments, features_command.run),
 }
 
 
