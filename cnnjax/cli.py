@@ -19,6 +19,7 @@ from cnnjax.convert import files as convert_files
 from cnnjax.errors import CnnjaxError
 from cnnjax.introspect import format_summary, model_table, summarize
 from cnnjax.models import UnknownModelError
+from cnnjax import visualize
 from cnnjax.reference import command as report_command
 from cnnjax.transfer import command as features_command
 
@@ -74,6 +75,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                report_command.add_arguments, report_command.run),
     "features": ("penultimate-layer features of a checkpoint (.npz) and a logistic-regression probe on them",
                  features_command.add_arguments, features_command.run),
+    "visualize": ("PNGs of a checkpoint's first-layer filters and first feature maps for a sample input",
+                  visualize.add_arguments, visualize.run),
 }
 
 
