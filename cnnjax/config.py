@@ -320,16 +320,12 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
 
 def _validate_classes(config: ml_collections.ConfigDict) -> None:
     """train_classes and labels_per_class (the dataset's class count is checked when it is loaded)."""
-    classes = tuple(config.get("train_classes", ()))
-    if classes and (len(classes) < 2 or len(set(classes)) != len(classes)
-                    or not all(isinstance(c, int) and c >= 0 for c in classes)):
-        raise ConfigError(f"train_classes must be at least 2 distinct class indices >= 0, e.g. (5, 6, 7, 8, 9); "
-                          f"got {classes}")
-    if config.get("labels_per_class", 0) < 0:
-        raise ConfigError(f"labels_per_class must be >= 0 (0 = all), got {config.labels_per_class}")
-    if (classes or config.get("labels_per_class", 0)) and config.get("input_pipeline", "memory") != "memory":
-        raise ConfigError("train_classes/labels_per_class need the in-memory pipeline: set "
-                          "--config.input_pipeline=memory")
+    from cnnjax.data.splits import SplitError, check_class_keys
+
+    try:
+        check_class_keys(config)
+    except SplitError as err:
+        raise ConfigError(str(err)) from None
 
 
 def has_validation(config: ml_collections.ConfigDict) -> bool:
@@ -416,15 +412,10 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
 def _validate_param_patterns(config: ml_collections.ConfigDict, model: Any, image_shape: tuple[int, ...],
                              params: Any) -> None:
     """init_from_skip, freeze and lr_multipliers: well-formed and each pattern matching a parameter."""
-    from cnnjax.models.head import head_path
     from cnnjax.train import param_groups
 
-    for key in ("init_from_skip", "freeze", "lr_multipliers"):
-        if not isinstance(config.get(key, ""), str):
-            raise ConfigError(f"{key} must be a string pattern, got {config.get(key)!r}")
     try:
-        head = head_path(model, image_shape) if param_groups.needs_head(config) else None
-        param_groups.check_config(config, params, head)
+        param_groups.check_config(config, model, image_shape, params)
     except param_groups.PatternError as err:
         raise ConfigError(str(err)) from None
 

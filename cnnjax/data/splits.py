@@ -166,6 +166,21 @@ def restrict_classes(data: Datasets, classes: tuple[int, ...], labels_per_class:
                                test=keep(data.test), mean=channel_stats(train)[0], std=channel_stats(train)[1])
 
 
+def check_class_keys(config: ml_collections.ConfigDict) -> None:
+    """train_classes / labels_per_class as a config gives them (one-line `SplitError`); the dataset's class
+    count is checked by `restrict_classes` when it is loaded."""
+    classes = tuple(config.get("train_classes", ()))
+    if classes and (len(classes) < 2 or len(set(classes)) != len(classes)
+                    or not all(isinstance(c, int) and c >= 0 for c in classes)):
+        raise SplitError(f"train_classes must be at least 2 distinct class indices >= 0, e.g. (5, 6, 7, 8, 9); "
+                         f"got {classes}")
+    if config.get("labels_per_class", 0) < 0:
+        raise SplitError(f"labels_per_class must be >= 0 (0 = all), got {config.labels_per_class}")
+    if (classes or config.get("labels_per_class", 0)) and config.get("input_pipeline", "memory") != "memory":
+        raise SplitError("train_classes/labels_per_class need the in-memory pipeline: set "
+                         "--config.input_pipeline=memory")
+
+
 def meta_for_config(config: ml_collections.ConfigDict) -> DatasetMeta:
     """The dataset's metadata as a run of `config` sees it (num_classes of `train_classes`), no example read."""
     meta = dataset_meta(config.dataset, config.data_dir)

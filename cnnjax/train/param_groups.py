@@ -21,6 +21,7 @@ import jax
 import optax
 
 from cnnjax.errors import CnnjaxError
+from cnnjax.models.head import head_path
 
 Globs = tuple[str, ...]
 
@@ -85,8 +86,12 @@ def check(key: str, spec: str, params: Any, head: str | None) -> None:
                                f"top-level names: {', '.join(top)}")
 
 
-def check_config(config: Any, params: Any, head: str | None) -> None:
+def check_config(config: Any, model: Any, image_shape: tuple[int, ...], params: Any) -> None:
     """The fine-tuning keys of a config against the model's parameter tree (configs older than them pass)."""
+    for key in ("init_from_skip", "freeze", "lr_multipliers"):
+        if not isinstance(config.get(key, ""), str):
+            raise PatternError(f"{key} must be a string pattern, got {config.get(key)!r}")
+    head = head_path(model, image_shape) if needs_head(config) else None
     skip = config.get("init_from_skip", "shape")
     if skip not in ("shape", ""):
         if not config.get("init_from"):

@@ -65,8 +65,14 @@ def test_a_shape_change_outside_the_skip_pattern_is_a_one_line_error(source):
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="top-level names: Conv_0, Conv_1, Dense_0"):
         validate(_config(freeze="layer1/*"))
-    with pytest.raises(ConfigError, match="PATTERN=FACTOR"):
-        validate(_config(lr_multipliers="head:10"))
+    for changes, message in [({"lr_multipliers": "head:10"}, "PATTERN=FACTOR"),
+                             ({"init_from_skip": "head"}, "set init_from too"),
+                             ({"train_classes": (3,)}, "at least 2 distinct"),
+                             ({"labels_per_class": -1}, "labels_per_class must be >= 0"),
+                             ({"dead_relu_probe": -1}, "dead_relu_probe must be >= 0")]:
+        with pytest.raises(ConfigError, match=message) as err:
+            validate(_config(**changes))
+        assert "\n" not in str(err.value)
 
 
 def _one_step(config, steps: int = 1):
