@@ -31,7 +31,7 @@ def lenet5_workdir(tmp_path_factory):
     c = base_config()
     c.model, c.train_classes, c.model_overrides.act = "lenet5", (0, 1, 2, 3, 4), "relu"
     c.num_train_examples, c.validation_size, c.batch_size, c.num_epochs = 256, 128, 32, 1
-    c.progress_bar, c.log_every_steps = False, 1
+    c.progress_bar, c.log_every_steps, c.num_devices = False, 1, 1
     workdir = tmp_path_factory.mktemp("lenet5") / "run"
     train_and_evaluate(c, workdir)
     return workdir

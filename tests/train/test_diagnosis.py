@@ -52,7 +52,7 @@ def test_gap_rules_on_synthetic_epochs():
 
 def test_dead_fraction_counts_units_never_active():
     model = create_model("mlp", 10, act="relu")
-    variables = jax.tree.map(np.array, model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1))))
+    variables = jax.tree.map(np.array, jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1))))
     width = variables["params"]["Dense_0"]["bias"].shape[0]
     variables["params"]["Dense_0"]["bias"][: width // 4] = -1e6  # a quarter can never fire
     variables["params"]["Dense_0"]["bias"][width // 4:] = 1e6  # the rest always do
