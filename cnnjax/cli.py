@@ -1,5 +1,6 @@
 """The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`, `cnnjax convert MODEL FILE`,
-`cnnjax report [--results PATH...] [--out DIR]`.
+`cnnjax report [--results PATH...] [--out DIR]`, `cnnjax features --workdir W [--out F.npz]`,
+`cnnjax visualize --workdir W --out DIR`.
 
 Every subcommand is an (help, add_arguments, run) entry of `COMMANDS`, so new ones (training, evaluation)
 plug in without touching the dispatch. The tables come from `cnnjax.introspect`, which never imports this
