@@ -10,6 +10,19 @@ Four numbers on the 5,000 test images of classes 5-9 (sandal, shirt, sneaker, ba
 Every run is an ordinary training run (`train_and_evaluate` with a config), so each row can be repeated with
 train.py and the printed overrides. The data restriction is `train_classes` + `labels_per_class` (splits.py).
 
+Measured (lenet5 with ReLU, defaults below, seed 0; 2 shared CPU cores, load ~11; pretraining on classes 0-4
+reached 88.70% test top-1 in 120 s):
+
+| method                                            | test top-1 (classes 5-9) | seconds |
+|---------------------------------------------------|--------------------------|---------|
+| off-the-shelf features (84) + logistic regression | 91.46%                   | 11      |
+| fine-tune all layers (new head, head lr x10)      | 92.12%                   | 73      |
+| fine-tune dense layers, convolutions frozen       | 91.54%                   | 50      |
+| from scratch                                      | 91.12%                   | 55      |
+
+Classes 5-9 are easy for a 500-label lenet5 (from scratch is already 91%), so transfer gains ~1 point here;
+the diagnosis hints flag overfitting in every 500-label run (train top-1 reaches ~100%).
+
 Usage:
     python benchmarks/transfer_fashion_mnist.py --workdir /tmp/transfer              # ~5 min on 2 CPU cores
     python benchmarks/transfer_fashion_mnist.py --workdir /tmp/transfer --pretrain-epochs 1 --finetune-epochs 5
