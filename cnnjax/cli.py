@@ -1,6 +1,7 @@
 """The `cnnjax` console script: `cnnjax models [PATTERN]`, `cnnjax summary MODEL`, `cnnjax convert MODEL FILE`,
 `cnnjax report [--results PATH...] [--out DIR]`,
-`cnnjax augment --config CFG [--config.key=value ...] --out grid.png`.
+`cnnjax augment --config CFG [--config.key=value ...] --out grid.png`, `cnnjax features --workdir W [--out F.npz]`,
+`cnnjax visualize --workdir W --out DIR`.
 
 Every subcommand is an (help, add_arguments, run) entry of `COMMANDS`, so new ones (training, evaluation)
 plug in without touching the dispatch. The tables come from `cnnjax.introspect`, which never imports this
@@ -20,7 +21,9 @@ from cnnjax.convert import files as convert_files
 from cnnjax.errors import CnnjaxError
 from cnnjax.introspect import format_summary, model_table, summarize
 from cnnjax.models import UnknownModelError
+from cnnjax import visualize
 from cnnjax.reference import command as report_command
+from cnnjax.transfer import command as features_command
 
 
 class UsageError(CnnjaxError):
@@ -91,6 +94,10 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                report_command.add_arguments, report_command.run),
     "augment": ("PNG grid of training examples as the pipeline feeds them: originals, then augmented passes",
                 add_augment_arguments, run_augment),
+    "features": ("penultimate-layer features of a checkpoint (.npz) and a logistic-regression probe on them",
+                 features_command.add_arguments, features_command.run),
+    "visualize": ("PNGs of a checkpoint's first-layer filters and first feature maps for a sample input",
+                  visualize.add_arguments, visualize.run),
 }
 
 

@@ -41,6 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.validation_size = 5000  # held out from train for model selection
     c.validation_seed = 0
     c.num_train_examples = 0  # 0 = all remaining training examples (smaller for quick runs)
+    # Only these classes (relabelled 0..k-1 in this order, in every split), e.g. (5, 6, 7, 8, 9); () = all.
+    c.class_subset = ()
+    c.labels_per_class = 0  # at most this many training examples per class (few-label runs); 0 = all
     # On-device ops composed by name, e.g. "random_crop(padding=4)|flip_lr" (cnnjax.data.augment: flip_lr/ud,
     # random_crop, random_resized_crop, translate, rotate, shear, zoom, random_scale, channel_shift, hsv_jitter,
     # fancy_pca, random_erasing, randaugment); `cnnjax augment --config ...` draws what they feed the model.
@@ -84,6 +87,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
     # `cnnjax convert` output or training workdir to start from (step 0 only; resuming wins), see init_from.py.
     c.init_from = ""
+    # What of init_from is not loaded: "shape" = the variables whose shape differs (e.g. the head for another
+    # num_classes); "" = none (a shape mismatch is an error); else a pattern, e.g. "head" or "head|conv1/*".
+    c.init_from_skip = "shape"
+    # Fine-tuning: parameters not trained (zero updates, BatchNorm statistics kept), "|"-separated globs on
+    # parameter paths, e.g. "conv1/*|layer1/*"; "" = none. See cnnjax/train/param_groups.py.
+    c.freeze = ""
+    # Learning-rate factor per parameter group, first match wins, e.g. "layer4/*=1.0,head=10"; "" = none.
+    c.lr_multipliers = ""
     # Optimisation.
     c.optimizer = "adam"
     c.learning_rate = 1e-3
@@ -136,6 +147,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 0  # 0 = at the end of every epoch only
     c.log_every_steps = 50
     c.progress_bar = True
+    # Each epoch end: a `diagnosis` record in metrics.jsonl and hints in the log (learning rate too high/low,
+    # over/underfitting, see cnnjax/train/diagnosis.py), and the fraction of dead ReLUs per layer.
+    c.diagnosis = True
+    c.dead_relu_probe = 256  # examples of the fixed probe batch for dead ReLUs; 0 = off
     # Input pipeline: "memory" (the whole split on every device, cnnjax.data.pipeline) or "stream" (host workers
     # decode and crop each host's share of every batch, cnnjax.data.stream: for data that does not fit in memory).
     c.input_pipeline = "memory"
@@ -299,6 +314,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "weight_decay", "grad_clip_norm", "warmup_epochs"):
         if config[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {config[key]}")
+    _validate_classes(config)
+    if config.get("dead_relu_probe", 0) < 0:
+        raise ConfigError(f"dead_relu_probe must be >= 0 (0 = off), got {config.dead_relu_probe}")
     if not 0 <= config.label_smoothing < 1:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if config.init_from and not pathlib.Path(config.init_from).expanduser().is_dir():
@@ -344,6 +362,16 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
     for key in ("cv_folds", "bootstrap_seed", "train_sample_weights"):
         if config[key] not in (0, -1, ""):
             raise ConfigError(f"{key} needs the in-memory pipeline; use --config.input_pipeline=memory")
+
+
+def _validate_classes(config: ml_collections.ConfigDict) -> None:
+    """class_subset and labels_per_class (the dataset's class count is checked when it is loaded)."""
+    from cnnjax.data.splits import SplitError, check_class_keys
+
+    try:
+        check_class_keys(config)
+    except SplitError as err:
+        raise ConfigError(str(err)) from None
 
 
 def has_validation(config: ml_collections.ConfigDict) -> bool:
@@ -437,11 +465,23 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(str(err)) from None
     try:
         shape = (1, *model_info(config.model).input_shape)
-        jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
-                                          jnp.zeros(shape), train=False))
+        variables = jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
+                                                      jnp.zeros(shape), train=False))
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{config.model} with {config.model_overrides.to_dict()}: {first_line(err, None)}") \
             from None
+    _validate_param_patterns(config, model, shape[1:], variables["params"])
+
+
+def _validate_param_patterns(config: ml_collections.ConfigDict, model: Any, image_shape: tuple[int, ...],
+                             params: Any) -> None:
+    """init_from_skip, freeze and lr_multipliers: well-formed and each pattern matching a parameter."""
+    from cnnjax.train import param_groups
+
+    try:
+        param_groups.check_config(config, model, image_shape, params)
+    except param_groups.PatternError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _validate_preprocess(config: ml_collections.ConfigDict) -> None:

@@ -19,3 +19,19 @@ def fashion_mnist():
 
 def pytest_report_header(config):
     return f"jax {jax.__version__}, devices: {jax.device_count()} x {jax.default_backend()}"
+
+
+@pytest.fixture(scope="session")
+def lenet5_workdir(tmp_path_factory):
+    """A ReLU lenet5 trained one epoch (4 steps) on Fashion-MNIST classes 0-4 by the real loop: a checkpoint
+    for fine-tuning, features and visualisation tests (shared: training it is the expensive part)."""
+    from cnnjax.config import base_config
+    from cnnjax.train.loop import train_and_evaluate
+
+    c = base_config()
+    c.model, c.class_subset, c.model_overrides.act = "lenet5", (0, 1, 2, 3, 4), "relu"
+    c.num_train_examples, c.validation_size, c.batch_size, c.num_epochs = 256, 128, 32, 1
+    c.progress_bar, c.log_every_steps, c.num_devices = False, 1, 1
+    workdir = tmp_path_factory.mktemp("lenet5") / "run"
+    train_and_evaluate(c, workdir)
+    return workdir

@@ -136,11 +136,76 @@ def load_for_config(config: ml_collections.ConfigDict, with_test: bool = True, r
     data = load_datasets(config.dataset, config.data_dir, config.validation_size, config.validation_seed,
                          config.num_train_examples, with_test, config.get("cv_folds", 0), config.get("cv_fold", 0),
                          config.get("class_counts", ()), config.get("train_classes", ()))
+    data = restrict_classes(data, tuple(config.get("class_subset", ())), config.get("labels_per_class", 0),
+                            config.validation_seed)
     seed, weights = resample_plan(config, len(data.train)) if resample else (None, None)
     if seed is None:
         return data
     return dataclasses.replace(data, train=data.train.take(resample_indices(len(data.train), seed, weights)),
                                carved_train=data.train)
+
+
+def restrict_classes(data: Datasets, classes: tuple[int, ...], labels_per_class: int, seed: int) -> Datasets:
+    """Only `classes` (relabelled 0..len-1 in the given order, in every split) and at most `labels_per_class`
+    training examples of each (a random subset fixed by `seed`): transfer-learning and few-label runs.
+
+    The normalisation statistics are those of the training examples kept. () and 0 leave `data` as it is.
+    """
+    if not classes and not labels_per_class:
+        return data
+    classes = classes or tuple(range(data.meta.num_classes))
+    if max(classes) >= data.meta.num_classes:
+        raise SplitError(f"class_subset={classes} names classes beyond {data.meta.name}'s "
+                         f"{data.meta.num_classes} (0..{data.meta.num_classes - 1})")
+    relabel = np.full(data.meta.num_classes, -1, np.int64)
+    relabel[list(classes)] = np.arange(len(classes))
+
+    def keep(split: Split | None, limit: int = 0) -> Split | None:
+        if split is None:
+            return None
+        index = np.flatnonzero(relabel[split.labels] >= 0)
+        if limit:
+            rng = np.random.default_rng([RESAMPLE_STREAM, seed, limit])
+            chosen = [rng.permutation(index[split.labels[index] == c])[:limit] for c in classes]
+            short = [c for c, kept in zip(classes, chosen) if len(kept) < limit]
+            if short:
+                raise SplitError(f"labels_per_class={limit}: classes {short} have fewer training examples; "
+                                 "lower labels_per_class")
+            index = np.sort(np.concatenate(chosen))
+        kept = split.take(index)
+        return Split(kept.images, relabel[kept.labels].astype(split.labels.dtype))
+
+    train = keep(data.train, labels_per_class)
+    mean, std = channel_stats(train)
+    return dataclasses.replace(data, meta=_restricted_meta(data.meta, classes), train=train,
+                               validation=keep(data.validation), test=keep(data.test), mean=mean, std=std)
+
+
+def check_class_keys(config: ml_collections.ConfigDict) -> None:
+    """class_subset / labels_per_class as a config gives them (one-line `SplitError`); the dataset's class
+    count is checked by `restrict_classes` when it is loaded."""
+    classes = tuple(config.get("class_subset", ()))
+    if classes and (len(classes) < 2 or len(set(classes)) != len(classes)
+                    or not all(isinstance(c, int) and c >= 0 for c in classes)):
+        raise SplitError(f"class_subset must be at least 2 distinct class indices >= 0, e.g. (5, 6, 7, 8, 9); "
+                         f"got {classes}")
+    if config.get("labels_per_class", 0) < 0:
+        raise SplitError(f"labels_per_class must be >= 0 (0 = all), got {config.labels_per_class}")
+    if (classes or config.get("labels_per_class", 0)) and config.get("input_pipeline", "memory") != "memory":
+        raise SplitError("class_subset/labels_per_class need the in-memory pipeline: set "
+                         "--config.input_pipeline=memory")
+
+
+def meta_for_config(config: ml_collections.ConfigDict) -> DatasetMeta:
+    """The dataset's metadata as a run of `config` sees it (num_classes of `class_subset`), no example read."""
+    meta = dataset_meta(config.dataset, config.data_dir)
+    classes = tuple(config.get("class_subset", ()))
+    return _restricted_meta(meta, classes) if classes else meta
+
+
+def _restricted_meta(meta: DatasetMeta, classes: tuple[int, ...]) -> DatasetMeta:
+    names = tuple(meta.class_names[c] for c in classes) if len(meta.class_names) == meta.num_classes else ()
+    return dataclasses.replace(meta, num_classes=len(classes), class_names=names)
 
 
 def training_examples(config: ml_collections.ConfigDict) -> Split:

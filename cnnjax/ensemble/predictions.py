@@ -125,7 +125,8 @@ def _stream_digest(split: Any) -> str:
 
 # Config keys that decide which examples a split holds and the statistics that normalise them.
 _DATA_KEYS = ("dataset", "data_dir", "validation_size", "validation_seed", "num_train_examples", "cv_folds",
-              "cv_fold", "bootstrap_seed", "train_sample_weights", "class_counts", "train_classes")
+              "cv_fold", "bootstrap_seed", "train_sample_weights", "class_counts", "train_classes", "class_subset",
+              "labels_per_class")
 
 
 def _digest(split: Split) -> str:

@@ -24,8 +24,9 @@ from cnnjax.data.mixing import Mixer, mix_if
 from cnnjax.data.pipeline import DeviceSplit, TrainBatches, train_batches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
+from cnnjax.models.head import head_path
 from cnnjax import sharding
-from cnnjax.train import optim
+from cnnjax.train import optim, param_groups
 from cnnjax.train.state import TrainState, create_train_state
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -43,6 +44,7 @@ class Experiment:
     inputs: stream_inputs.StreamInputs | None = None  # host-streamed or synthetic batches (not `data`)
     class_weights: tuple[float, ...] = ()  # the loss weight of each class (class_weights); () = unweighted
     mixer: Mixer | None = None  # Mixup/CutMix of each global batch (soft targets); None = off
+    frozen: param_groups.Globs = ()  # config.freeze resolved: parameters and BatchNorm statistics not trained
 
     @property
     def total_steps(self) -> int:
@@ -109,8 +111,11 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
                           "of an epoch")
     schedule = optim.make_schedule(config, batches.steps_per_epoch)
     model = build_model(config, data.meta.num_classes, data.meta.image_shape)
-    return Experiment(config, data, model, mesh, batches, schedule, optim.make_optimizer(config, schedule), inputs,
-                      class_weights, Mixer.from_config(config, data.meta.num_classes))
+    head = head_path(model, data.meta.image_shape) if param_groups.needs_head(config) else None
+    frozen, multipliers = param_groups.from_config(config, head)
+    tx = param_groups.wrap_optimizer(optim.make_optimizer(config, schedule), frozen, multipliers)
+    return Experiment(config, data, model, mesh, batches, schedule, tx, inputs, class_weights,
+                      Mixer.from_config(config, data.meta.num_classes), frozen)
 
 
 def _check_grad_accum(config: ml_collections.ConfigDict, mesh: Mesh) -> None:

@@ -1,10 +1,12 @@
 """`--config.init_from=DIR`: start a new run from converted torchvision weights or another run's best checkpoint.
 
 Fine-tuning needs the pretrained trunk but usually not its head (another `num_classes`) and sometimes not
-its stem (grayscale data for an RGB model). So parameters are matched by path *and* shape: those that
-match are loaded, those whose shape differs keep their fresh initialisation ("reinitialised"), those the
-source lacks are "missing" (also freshly initialised), and source parameters the model does not have are
-"unused". The report is logged and written into the run's `run.json`, so a run says what it started from.
+its stem (grayscale data for an RGB model). Variables are matched by path and shape; `init_from_skip` says
+which keep their fresh initialisation ("reinitialised"): "shape" (the default, as before the key existed)
+those whose shape differs; a pattern (`head`, "conv1/*|head", see `param_groups`) exactly the variables it
+matches, whatever their shape, any other shape difference being an error; "" none. Variables the source
+lacks are "missing" (freshly initialised), source variables the model does not have are "unused". The
+report is logged and written into the run's `run.json`, so a run says what it started from.
 
 It only applies to step 0: a workdir with checkpoints resumes from them (resume wins), since the state it
 saved already contains whatever `init_from` gave it. A DIR that is neither a convert output nor a
@@ -24,10 +26,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from cnnjax import sharding
-from cnnjax.data.sources import dataset_meta
+from cnnjax.data.splits import meta_for_config
 from cnnjax.errors import first_line
+from cnnjax.models.head import head_path
 from cnnjax.evaluate.restore import COLLECTIONS, abstract_variables, converted_tree, is_converted, restore_variables
-from cnnjax.train import experiment, run_info
+from cnnjax.train import experiment, param_groups, run_info
 from cnnjax.train.checkpoint import CheckpointError, open_read_only
 from cnnjax.train.state import EmaTrainState, TrainState, with_ema
 
@@ -80,7 +83,7 @@ def load_source(path: str | pathlib.Path) -> tuple[dict[str, Any], str, int | No
                                   f"({first_line(err)})") from None
         return {name: restored.get(name, {}) for name in COLLECTIONS}, kind, None
     config = run_info.load_config(path)
-    meta = dataset_meta(config.dataset, config.data_dir)  # shapes only: no example is loaded
+    meta = meta_for_config(config)  # shapes only: no example is loaded
     model = experiment.build_model(config, meta.num_classes, meta.image_shape)
     target = abstract_variables(model, meta.image_shape, sharding.make_mesh(1))
     with open_read_only(path) as ckpt:
@@ -91,10 +94,16 @@ def load_source(path: str | pathlib.Path) -> tuple[dict[str, Any], str, int | No
     return jax.device_get(variables), kind, step
 
 
-def merge(fresh: dict[str, Any], source: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """`fresh` with every leaf whose path and shape the source also has replaced by the source's value."""
+def merge(fresh: dict[str, Any], source: dict[str, Any],
+          skip: param_groups.Globs | None = None) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """`fresh` with every leaf whose path and shape the source also has replaced by the source's value.
+
+    `skip` None reinitialises (keeps fresh) every leaf whose shape differs; globs (on the path without its
+    collection) reinitialise exactly the leaves they match, and another shape difference is an error.
+    """
     source_leaves = {_name(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(source)}
     groups: dict[str, list[str]] = {"loaded": [], "reinitialised": [], "missing": []}
+    mismatched: list[str] = []
 
     def pick(path: Any, leaf: Any) -> Any:
         name = _name(path)
@@ -102,13 +111,20 @@ def merge(fresh: dict[str, Any], source: dict[str, Any]) -> tuple[dict[str, Any]
         if found is None:
             groups["missing"].append(name)
             return leaf
-        if found.shape != leaf.shape:
+        if (skip is None and found.shape != leaf.shape) or (skip and param_groups.matches(_name(path[1:]), skip)):
             groups["reinitialised"].append(name)
+            return leaf
+        if found.shape != leaf.shape:
+            mismatched.append(f"{name} {found.shape}->{leaf.shape}")
             return leaf
         groups["loaded"].append(name)
         return found.astype(leaf.dtype)
 
     merged = jax.tree_util.tree_map_with_path(pick, fresh)
+    if mismatched:
+        raise CheckpointError(f"init_from: {len(mismatched)} variables differ in shape from the source "
+                              f"({', '.join(mismatched[:4])}); re-initialise them with --config.init_from_skip=head "
+                              "(or a pattern naming them, or 'shape' for every mismatch)")
     used = set(groups["loaded"]) | set(groups["reinitialised"])
     groups["unused"] = sorted(set(source_leaves) - used)
     return merged, groups
@@ -118,7 +134,7 @@ def apply(state: TrainState, exp: experiment.Experiment, path: str) -> tuple[Tra
     """The step-0 `state` with the matching variables of `path` loaded and the optimizer state re-made."""
     source, kind, step = load_source(path)
     fresh = {"params": state.params, "batch_stats": state.batch_stats}
-    merged, groups = merge(jax.device_get(fresh), source)
+    merged, groups = merge(jax.device_get(fresh), source, skip_globs(exp))
     report = InitReport(str(pathlib.Path(path).expanduser().absolute()), kind, step, **groups)
     if not report.loaded:
         raise CheckpointError(f"init_from={path}: no variable of {exp.config.model} matches it by path and shape "
@@ -128,6 +144,15 @@ def apply(state: TrainState, exp: experiment.Experiment, path: str) -> tuple[Tra
     if isinstance(state, EmaTrainState):  # the average starts at the loaded weights, not the discarded fresh ones
         state = with_ema(state)
     return sharding.replicate_tree(state, exp.mesh), report
+
+
+def skip_globs(exp: experiment.Experiment) -> param_groups.Globs | None:
+    """config.init_from_skip as `merge` takes it (None = by shape); `head` resolved on the model."""
+    spec = exp.config.get("init_from_skip", "shape")
+    if spec == "shape":
+        return None
+    head = head_path(exp.model, exp.data.meta.image_shape) if param_groups.needs_head(exp.config) else None
+    return param_groups.globs(spec, head)
 
 
 def record(workdir: pathlib.Path, report: InitReport) -> None:
@@ -141,5 +166,4 @@ def record(workdir: pathlib.Path, report: InitReport) -> None:
     tmp.replace(path)
 
 
-def _name(path: tuple[Any, ...]) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+_name = param_groups.path_name

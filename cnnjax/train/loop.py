@@ -32,7 +32,8 @@ from cnnjax.data.pipeline import DeviceSplit, replicate
 from cnnjax.errors import NonFiniteLossError
 from cnnjax.evaluate.exact import classification_metrics, predict_logits, preprocess_predict_fn
 from cnnjax.metrics_log import MetricsWriter, read_metrics
-from cnnjax.train import ema, experiment, init_from, parallel, run_info, run_statistics, workdir_lock
+from cnnjax.train import diagnosis, ema, experiment, init_from, parallel, run_info, run_statistics, workdir_lock
+from cnnjax.train.dead_relu import dead_fractions_fn
 from cnnjax.train.checkpoint import SNAPSHOT, Checkpointer
 from cnnjax.train.profiling import StepProfiler
 from cnnjax.train.signals import StopFlag, stop_flag
@@ -64,7 +65,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             stats = None if exp.inputs is not None else \
                 run_statistics.for_training(config, workdir, exp.data.train_unresampled)
             programs = _compile(exp, state, start, ckpt.meta(start) if start else None, stats)
-            trainer = _Trainer(config, workdir, exp, ckpt, start)
+            trainer = _Trainer(config, workdir, exp, ckpt, start, stats)
             try:
                 with stop_flag() as stop:
                     state, step = _run_steps(trainer, programs, state, start, stop)
@@ -118,7 +119,7 @@ def _compile(exp: experiment.Experiment, state: TrainState, start: int, resume_m
     standardisation with the experiment's statistics); unused for streamed input."""
     config, data = exp.config, exp.data
     step_fn = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
-                                cfg=StepConfig.from_config(config, exp.class_weights))
+                                cfg=StepConfig.from_config(config, exp.class_weights, exp.frozen))
     if exp.inputs is not None:  # host-streamed or synthetic batches (cnnjax.data.stream): the same step
         return _Programs(**exp.inputs.programs(exp, step_fn, state, start, resume_meta))
     train_data = replicate(data.train, exp.mesh)
@@ -171,6 +172,7 @@ def _run_steps(trainer: "_Trainer", programs: _Programs, state: TrainState, star
             trainer.flush(step, state)
         if epoch_end:
             state = trainer.validate(step, state, programs)
+            trainer.diagnose(step, state)
         # Asked after validation, so a signal during a long validation stops at this step; once a step, with
         # the same answer in every process of a job.
         stopping = stop.check(step)
@@ -205,18 +207,22 @@ class _Trainer:
     """What happens between steps: logging metrics, validating, the plateau schedule, checkpoints."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: pathlib.Path, exp: experiment.Experiment,
-                 ckpt: Checkpointer, start: int):
+                 ckpt: Checkpointer, start: int, stats: preprocess.Statistics | None = None):
         from tqdm import tqdm
 
         self.config, self.exp, self.ckpt = config, exp, ckpt
+        self.stats = stats  # the in-memory pipeline's preprocessing (the dead-ReLU probe's inputs)
         self.spe = exp.batches.steps_per_epoch
         chief = jax.process_index() == 0
+        self.workdir = workdir
         self.writer = MetricsWriter(workdir, resume_step=start, enabled=chief)
         self.bar = tqdm(total=exp.total_steps, initial=start, disable=not (config.progress_bar and chief),
                         unit="step", dynamic_ncols=True, mininterval=1.0)
         self.interval = _Interval()
         self.validation: dict[str, float] | None = None
         self.profiler = StepProfiler(config.get("profile_steps", ""), workdir)
+        self._probe_images: jax.Array | None = None  # made at the first epoch end (see _probe)
+        self._dead = dead_fractions_fn(exp.model)
 
     def flush(self, step: int, state: TrainState) -> None:
         """Writes the interval's training metrics; stops the run on a non-finite loss or a failed save."""
@@ -226,6 +232,8 @@ class _Trainer:
         summary = self.interval.summary(self.config.batch_size)
         if summary.pop("nonfinite"):
             bad = int(jax.device_get(state.step)) + 1
+            if self.config.get("diagnosis", True):
+                self.writer.write(step, step / self.spe, "diagnosis", {"lr_too_high": 1.0, "nonfinite": 1.0})
             self.ckpt.wait()
             raise NonFiniteLossError(
                 f"loss became NaN/Inf at training step {bad}; stopped. {_kept(self.ckpt)} Lower the learning "
@@ -257,6 +265,37 @@ class _Trainer:
                        f"({validation['num_examples']} examples)"
                        + (f", EMA top1 {validation['ema_top1']:.4f}" if "ema_top1" in validation else ""))
         return state
+
+    def diagnose(self, step: int, state: TrainState) -> None:
+        """The epoch end's `diagnosis` record (flags, train/validation gap, dead ReLUs per layer) and hints."""
+        if not self.config.get("diagnosis", True) or not self.writer.enabled:
+            return
+        found = diagnosis.diagnose(read_metrics(self.workdir))
+        values, hints = found.record(), list(found.hints)
+        probe = self._probe()
+        if probe is not None:
+            # This process's copy of the replicated weights: the probe runs on one local device.
+            local = jax.tree.map(lambda x: x.addressable_data(0),
+                                 {"params": state.params, "batch_stats": state.batch_stats})
+            dead = {k: float(v) for k, v in jax.device_get(self._dead(local, probe)).items()}
+            values.update({f"dead_relu/{k}": v for k, v in dead.items()})
+            hints += diagnosis.dead_relu_hints(dead)
+        self.writer.write(step, step / self.spe, "diagnosis", values)
+        for hint in hints:
+            log.warning("epoch %d diagnosis: %s", step // self.spe, hint)
+
+    def _probe(self) -> jax.Array | None:
+        """The fixed probe batch (the first dead_relu_probe validation, else training, examples), preprocessed as
+        the run's batches are."""
+        size, data = self.config.get("dead_relu_probe", 0), self.exp.data
+        if not size or self.exp.inputs is not None:
+            return None
+        if self._probe_images is None:
+            split = data.validation if data.validation is not None else data.train
+            images = jax.device_put(split.images[:size], jax.local_devices()[0])
+            stats = self.stats or preprocess.standardized(data.mean, data.std)
+            self._probe_images = preprocess.apply(stats, images, self.exp.dtype)
+        return self._probe_images
 
     def save(self, step: int, state: TrainState, epoch_end: bool, extra_meta: dict | None = None) -> None:
         """Checkpoints `step`; only an epoch end carries validation metrics (what retention ranks by) and may be

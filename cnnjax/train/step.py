@@ -22,7 +22,7 @@ import ml_collections
 import optax
 
 from cnnjax.sharding import AXIS
-from cnnjax.train import ema, regularizers
+from cnnjax.train import ema, param_groups, regularizers
 from cnnjax.train.optim import Schedule, scale_updates
 from cnnjax.train.state import TrainState
 
@@ -78,14 +78,17 @@ class StepConfig:
     class_weights: tuple[float, ...] = ()  # loss weight per class (class_weights); () = unweighted
     max_norm: float = 0.0  # > 0: kernels projected after every update (`regularizers.max_norm_project`)
     grad_accum_steps: int = 1  # micro-batches per update
+    frozen: param_groups.Globs = ()  # BatchNorm statistics matching these keep their value (config.freeze)
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict, class_weights: tuple[float, ...] = ()) -> "StepConfig":
+    def from_config(cls, config: ml_collections.ConfigDict, class_weights: tuple[float, ...] = (),
+                    frozen: param_groups.Globs = ()) -> "StepConfig":
         """The step's settings of a run config (keys added later read as off when absent); `class_weights` are
-        resolved from the training labels by `experiment.build`."""
+        resolved from the training labels by `experiment.build`, `frozen` is `Experiment.frozen` (config.freeze
+        with `head` resolved)."""
         return cls(config.label_smoothing, config.aux_loss_weight, config.bn_sync,
                    config.get("ema_decay", 0.0), config.get("ema_warmup", True), tuple(class_weights),
-                   config.get("max_norm", 0.0), config.get("grad_accum_steps", 1))
+                   config.get("max_norm", 0.0), config.get("grad_accum_steps", 1), tuple(frozen))
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model: nn.Module,
@@ -126,6 +129,10 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
         metrics = jax.lax.pmean(metrics, axis_name)
         if not cfg.bn_sync:  # per-device statistics were used in the step; keep replicas identical
             batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    if cfg.frozen:  # a frozen layer keeps its running statistics too (the forward pass still uses the batch's)
+        batch_stats = jax.tree_util.tree_map_with_path(
+            lambda p, new, old: old if param_groups.matches(param_groups.path_name(p), cfg.frozen) else new,
+            batch_stats, state.batch_stats)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = scale_updates(updates, state.plateau.scale)
     params = optax.apply_updates(state.params, updates)

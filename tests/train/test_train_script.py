@@ -278,7 +278,10 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     from cnnjax.train.checkpoint import Checkpointer
 
     assert Checkpointer(tmp_path, read_only=True).all_steps() == [20]
-    assert all(np.isfinite(r["loss"]) for r in metric_records(tmp_path))
+    records = metric_records(tmp_path)
+    assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
+    # The diagnosis names the cause in metrics.jsonl too (cnnjax.train.diagnosis: NaN -> learning rate too high).
+    assert records[-1]["split"] == "diagnosis" and records[-1]["lr_too_high"] == 1.0
 
 
 def _one_line_error(result) -> str:
