@@ -83,7 +83,7 @@ def _one_step(config, steps: int = 1):
     # Jitted init (one compile instead of one per op); the values need not match the loop's op-by-op init.
     state = jax.jit(lambda: create_train_state(exp.model, exp.tx, exp.data.meta.image_shape, config.seed))()
     step = jax.jit(functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
-                                     cfg=StepConfig.from_config(config, exp.frozen), axis_name=None))
+                                     cfg=StepConfig.from_config(config, frozen=exp.frozen), axis_name=None))
     images = jnp.asarray(exp.data.train.images[:16], jnp.float32) / 255.0
     labels = jnp.asarray(exp.data.train.labels[:16])
     new = state
@@ -127,7 +127,7 @@ def test_a_frozen_pattern_keeps_batchnorm_statistics_too():
     state = create_train_state(model, tx, (4, 4, 1), seed=0)
     images = jax.random.normal(jax.random.key(1), (8, 4, 4, 1)) * 3 + 1
     new, _ = jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=lambda step: 0.1,
-                                       cfg=StepConfig.from_config(config, frozen), axis_name=None))(
+                                       cfg=StepConfig.from_config(config, frozen=frozen), axis_name=None))(
         state, images, jnp.arange(8) % 3)
     for collection in ("params", "batch_stats"):
         old, got = _leaves(getattr(state, collection)), _leaves(getattr(new, collection))
