@@ -13,7 +13,6 @@ import shutil
 import numpy as np
 import pytest
 
-from cnnjax.config import base_config
 from cnnjax.ensemble import members as member_lib, predictions
 from cnnjax.ensemble.members import MemberError
 from cnnjax.errors import CnnjaxError
@@ -21,7 +20,7 @@ from cnnjax.ensemble.run import EnsembleError, evaluate_ensemble
 from cnnjax.evaluate.exact import predict_logits, preprocess_predict_fn
 from cnnjax.evaluate.run import evaluate_workdir, load_split_for
 from cnnjax.groups import write_members
-from cnnjax.train import loop
+from tests.train.tiny_runs import train_run
 from cnnjax.train.checkpoint import CheckpointError, StepNotFoundError
 
 TINY = {"model": "mlp", "num_train_examples": 512, "validation_size": 256, "batch_size": 128,
@@ -30,11 +29,7 @@ SPLITS = ("validation", "test")
 
 
 def _train(workdir: pathlib.Path, **kw) -> pathlib.Path:
-    config = base_config()
-    for key, value in {**TINY, **kw}.items():
-        config[key] = value
-    loop.train_and_evaluate(config, workdir)
-    return workdir
+    return train_run(workdir, {**TINY, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -257,3 +257,18 @@ def first_conv_input(model: Model, x: jax.Array, **overrides: Any) -> np.ndarray
     except _Reached as reached:
         return np.asarray(reached.args[0])
     raise AssertionError("the forward called no convolution")
+
+
+def assert_config_rejects(model: str, overrides: dict[str, Any], message: str) -> None:
+    """validate() of base_config() with `model` and these model_overrides raises one line matching `message`."""
+    import pytest
+
+    from cnnjax.config import ConfigError, validate
+
+    config = base_config()
+    config.model = model
+    for key, value in overrides.items():
+        config.model_overrides[key] = value
+    with pytest.raises(ConfigError, match=message) as err:
+        validate(config)
+    assert "\n" not in str(err.value)

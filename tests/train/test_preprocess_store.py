@@ -22,7 +22,8 @@ from cnnjax.evaluate.exact import predict
 from cnnjax.evaluate.restore import abstract_variables, restore_variables
 from cnnjax.evaluate.run import evaluate_workdir
 from cnnjax.metrics_log import read_metrics
-from cnnjax.train import experiment, loop, run_info, run_statistics
+from cnnjax.train import experiment, run_info, run_statistics
+from tests.train.tiny_runs import train_run
 from cnnjax.train.checkpoint import open_read_only
 
 TINY = {"model": "mlp", "num_train_examples": 512, "validation_size": 256, "batch_size": 128,
@@ -30,11 +31,7 @@ TINY = {"model": "mlp", "num_train_examples": 512, "validation_size": 256, "batc
 
 
 def _train(workdir: pathlib.Path, **kw) -> pathlib.Path:
-    config = base_config()
-    for key, value in {**TINY, **kw}.items():
-        config[key] = value
-    loop.train_and_evaluate(config, workdir)
-    return workdir
+    return train_run(workdir, {**TINY, **kw})
 
 
 @pytest.fixture(scope="module")
