@@ -100,7 +100,10 @@ def visualize(workdir: str | pathlib.Path, out: str | pathlib.Path, step: int | 
     if not calls:
         raise CnnjaxError(f"{source.config.model} has no convolution: nothing to draw (an MLP has no filters)")
     out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CnnjaxError(f"--out {str(out)!r}: cannot create the directory ({err.strerror or err})") from None
     plt, written = pyplot(), []
 
     def save(name: str, picture: np.ndarray) -> None:
