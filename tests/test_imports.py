@@ -103,3 +103,19 @@ def test_each_subpackage_imports_alone(package):
     result = subprocess.run([sys.executable, "-c", f"import {package}"], capture_output=True, text=True,
                             timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# What the entry scripts import before `jax.distributed.initialize()`, which must come before anything starts
+# a JAX backend (a module-level jnp array would): multi-process runs fail at launch otherwise.
+ENTRY_IMPORTS = ("cnnjax.train.loop", "cnnjax.train.seeds", "cnnjax.train.boosting", "cnnjax.evaluate.run",
+                 "cnnjax.ensemble.run", "cnnjax.sweep", "cnnjax.cli", "cnnjax.transfer.features", "cnnjax.visualize")
+
+
+def test_importing_the_library_starts_no_jax_backend():
+    code = (f"import {', '.join(ENTRY_IMPORTS)}, socket, jax\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
+            "jax.distributed.initialize(coordinator_address=f'127.0.0.1:{port}', num_processes=1, process_id=0)\n"
+            "jax.distributed.shutdown()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -120,7 +120,7 @@ def test_train_py_streams_fake_imagenet(tmp_path, fake_imagenet):  # noqa: F811
     records = metric_records(tmp_path / "run")
     validation = [r for r in records if r["split"] == "validation"]
     assert [(r["step"], r["num_examples"]) for r in validation] == [(2, 10)]
-    assert np.isfinite([r["loss"] for r in records]).all()
+    assert np.isfinite([r["loss"] for r in records if r["split"] in ("train", "validation")]).all()
     # eval.py scores the streamed workdir the way validation did: the same examples, crops and statistics.
     evaluate = [sys.executable, str(ROOT / "eval.py"), "--workdir", str(tmp_path / "run"), "--split", "validation",
                 "--out", str(tmp_path / "eval.json")]

@@ -20,7 +20,7 @@ from cnnjax.data.augment.geometric import rotation, shear_matrix, warp_about_cen
 from cnnjax.data.augment.registry import Op, number, register_op, require
 
 MAX_MAGNITUDE = 30  # torchvision's num_bins - 1
-GRAY = jnp.array([0.299, 0.587, 0.114])  # PIL's "L" conversion weights
+GRAY = (0.299, 0.587, 0.114)  # PIL's "L" conversion weights (a constant: no JAX array at import)
 # (u, image, magnitude in [0, 1]) -> image; u is a uniform in [0, 1) that picks the sign (one threefry call
 # for the whole op: each call costs compile time, and lax.switch compiles every branch)
 Branch = Callable[[jax.Array, jax.Array, float], jax.Array]
@@ -31,7 +31,7 @@ def _signed(u: jax.Array, value: float) -> jax.Array:
 
 
 def _gray(image: jax.Array) -> jax.Array:
-    return image @ GRAY[:, None] if image.shape[-1] == 3 else image.mean(-1, keepdims=True)
+    return image @ jnp.asarray(GRAY)[:, None] if image.shape[-1] == 3 else image.mean(-1, keepdims=True)
 
 
 def _blend(degenerate: jax.Array, image: jax.Array, factor: jax.Array) -> jax.Array:
