@@ -8,11 +8,12 @@ with `config.get`, so older run configs still validate. `cnnjax.config` re-expor
 from __future__ import annotations
 
 import pathlib
-from typing import Any
+from typing import Any, Callable
 
 import ml_collections
 
 from cnnjax import recipe_checks
+from cnnjax.data.types import uses_stream
 from cnnjax.errors import CnnjaxError, first_line
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
@@ -76,7 +77,7 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
     pipeline = config.get("input_pipeline", "memory")
     if pipeline not in ("memory", "stream"):
         raise ConfigError(f"input_pipeline must be 'memory' or 'stream', got {pipeline!r}")
-    if pipeline == "memory" and config.dataset != "synthetic":
+    if not uses_stream(config):
         return
     s = config.stream
     for key in ("worker_count", "prefetch", "max_eval_examples"):
@@ -101,14 +102,19 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"{key} needs the in-memory pipeline; use --config.input_pipeline=memory")
 
 
+def _reported(check: Callable[[], None], error: type[Exception]) -> None:
+    """Runs a module's own check of its config keys; its one-line `error` is raised as a ConfigError."""
+    try:
+        check()
+    except error as err:
+        raise ConfigError(str(err)) from None
+
+
 def _validate_classes(config: ml_collections.ConfigDict) -> None:
     """class_subset and labels_per_class (the dataset's class count is checked when it is loaded)."""
     from cnnjax.data.splits import SplitError, check_class_keys
 
-    try:
-        check_class_keys(config)
-    except SplitError as err:
-        raise ConfigError(str(err)) from None
+    _reported(lambda: check_class_keys(config), SplitError)
 
 
 def has_validation(config: ml_collections.ConfigDict) -> bool:
@@ -215,10 +221,7 @@ def _validate_param_patterns(config: ml_collections.ConfigDict, model: Any, imag
     """init_from_skip, freeze and lr_multipliers: well-formed and each pattern matching a parameter."""
     from cnnjax.train import param_groups
 
-    try:
-        param_groups.check_config(config, model, image_shape, params)
-    except param_groups.PatternError as err:
-        raise ConfigError(str(err)) from None
+    _reported(lambda: param_groups.check_config(config, model, image_shape, params), param_groups.PatternError)
 
 
 def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
@@ -228,8 +231,7 @@ def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
     kind = config.get("preprocess", "standardize")
     if kind not in KINDS:
         raise ConfigError(f"unknown preprocess {kind!r}; choose one of {', '.join(KINDS)}")
-    streamed = config.get("input_pipeline", "memory") == "stream" or config.dataset == "synthetic"
-    if streamed and kind != "standardize":
+    if uses_stream(config) and kind != "standardize":
         raise ConfigError(f"preprocess={kind!r} needs the in-memory pipeline (the streaming one normalises per channel "
                           "with stream.stats): use --config.input_pipeline=memory or --config.preprocess=standardize")
 
@@ -237,10 +239,7 @@ def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
 def _validate_imbalance(config: ml_collections.ConfigDict) -> None:
     from cnnjax.data import balance
 
-    try:
-        balance.check_config(config)
-    except balance.BalanceError as err:
-        raise ConfigError(str(err)) from None
+    _reported(lambda: balance.check_config(config), balance.BalanceError)
 
 
 def _validate_augment(spec: str) -> None:

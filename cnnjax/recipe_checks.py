@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from cnnjax.data.types import uses_stream
+
 
 def first_problem(config: ml_collections.ConfigDict) -> str | None:
     """The first invalid value or combination of these options, as a message; None if all is well."""
@@ -68,7 +70,7 @@ def _progressive_resize(config: ml_collections.ConfigDict) -> str | None:
     sizes = sizes_per_epoch(spec, config.num_epochs)  # a spec that does not parse raises its own error
     if not sizes:
         return None
-    if config.get("input_pipeline", "memory") == "stream" or config.dataset == "synthetic":
+    if uses_stream(config):
         return "progressive_resize needs the in-memory pipeline; use --config.input_pipeline=memory"
     return _accepts_sizes(config, min(sizes), sizes[-1])
 

@@ -23,8 +23,7 @@ import jax
 import numpy as np
 
 from cnnjax.data import preprocess
-from cnnjax.data.splits import load_for_config
-from cnnjax.train import run_statistics
+from cnnjax.evaluate.run import split_and_statistics
 from cnnjax.errors import CnnjaxError
 from cnnjax.evaluate.workdir_model import load_workdir_model
 from cnnjax.plots import pyplot
@@ -90,11 +89,9 @@ def visualize(workdir: str | pathlib.Path, out: str | pathlib.Path, step: int | 
               index: int = 0, num_layers: int = 2) -> list[pathlib.Path]:
     """Writes input.png, filters.png and feature-map grids of the first `num_layers` convolutions into `out`."""
     source = load_workdir_model(workdir, step)
-    data = load_for_config(source.config, with_test=split == "test", resample=False)
-    examples = data.split(split)
+    _, examples, stats = split_and_statistics(source.config, workdir, split)
     if not 0 <= index < len(examples):
         raise CnnjaxError(f"--index {index} is outside the {len(examples)} examples of {split}")
-    stats = run_statistics.for_evaluation(source.config, workdir, data.train_unresampled)
     image = np.asarray(preprocess.apply(stats, examples.images[index:index + 1]))[0]
     calls = conv_calls(source.model, source.variables, image)
     if not calls:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cnnjax.data.types import Split
+from cnnjax.data.types import Split, uses_stream
 from cnnjax.errors import CnnjaxError
 
 CLASS_BALANCE = ("none", "oversample", "undersample", "minority_crops")
@@ -169,7 +169,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if parsed is not None and balance != "none":
         raise BalanceError(f"class_weights={weights!r} and class_balance={balance!r} both correct the imbalance "
                           "(together they over-correct it); set one of them to ''/'none'")
-    if config.get("input_pipeline", "memory") == "stream" or config.dataset == "synthetic":
+    if uses_stream(config):
         if config.get("class_counts", ()) or config.get("train_classes", ()) or balance != "none" \
                 or parsed == "balanced":
             raise BalanceError("class_counts, train_classes, class_balance and class_weights='balanced' read the "

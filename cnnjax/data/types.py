@@ -33,3 +33,13 @@ class DatasetMeta:
     class_names: tuple[str, ...]
     image_shape: tuple[int | None, int | None, int]  # (None, None, C): images of varying sizes (ImageNet)
     splits: dict[str, int]
+
+
+SYNTHETIC = "synthetic"  # --config.dataset=synthetic: batches generated on the devices (cnnjax.data.stream.synthetic)
+
+
+def uses_stream(config) -> bool:
+    """Whether a run's batches come from the streaming pipeline or the synthetic dataset, not the in-memory one
+    (a ConfigDict; keys older configs lack read as the in-memory default). Here, beside the data types, so the
+    config checks and the data modules ask it without importing the streaming pipeline."""
+    return config.get("input_pipeline", "memory") == "stream" or config.dataset == SYNTHETIC

@@ -34,7 +34,7 @@ from cnnjax.config import has_validation
 from cnnjax.data import preprocess
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.stream import inputs as stream_inputs
-from cnnjax.data.stream.inputs import uses_stream
+from cnnjax.data.types import uses_stream
 from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.ensemble import inference
 from cnnjax.ensemble.members import Member, MemberError

@@ -21,7 +21,7 @@ from cnnjax.config import has_validation
 from cnnjax.data.preprocess import Statistics
 from cnnjax.data.splits import load_for_config
 from cnnjax.data.stream import inputs as stream_inputs
-from cnnjax.data.stream.inputs import uses_stream
+from cnnjax.data.types import uses_stream
 from cnnjax.data.pipeline import replicate
 from cnnjax.data.sources import DatasetMeta, Split
 from cnnjax.errors import CnnjaxError

@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 from cnnjax.config import ConfigError
 from cnnjax.data import balance
 from cnnjax.data.splits import Datasets, load_for_config
+from cnnjax.data.types import uses_stream
 from cnnjax.data import resize
 from cnnjax.data.mixing import Mixer, mix_if
 from cnnjax.data.pipeline import DeviceSplit, TrainBatches, train_batches
@@ -89,7 +90,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape
 
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
-    inputs = stream_inputs.build(config) if stream_inputs.uses_stream(config) else None
+    inputs = stream_inputs.build(config) if uses_stream(config) else None
     # evaluate.run.split_and_statistics re-derives validation/test; the preprocessing statistics are stored with
     # the checkpoints by the loop (train.run_statistics)
     data = load_for_config(config) if inputs is None else inputs.datasets()

@@ -211,7 +211,7 @@ class _Trainer:
         from tqdm import tqdm
 
         self.config, self.exp, self.ckpt = config, exp, ckpt
-        self.stats = stats  # the in-memory pipeline's preprocessing (the dead-ReLU probe's inputs)
+        self.stats = stats  # the in-memory pipeline's preprocessing (the dead-ReLU probe's inputs); None: streamed
         self.spe = exp.batches.steps_per_epoch
         chief = jax.process_index() == 0
         self.workdir = workdir
@@ -293,8 +293,7 @@ class _Trainer:
         if self._probe_images is None:
             split = data.validation if data.validation is not None else data.train
             images = jax.device_put(split.images[:size], jax.local_devices()[0])
-            stats = self.stats or preprocess.standardized(data.mean, data.std)
-            self._probe_images = preprocess.apply(stats, images, self.exp.dtype)
+            self._probe_images = preprocess.apply(self.stats, images, self.exp.dtype)
         return self._probe_images
 
     def save(self, step: int, state: TrainState, epoch_end: bool, extra_meta: dict | None = None) -> None:

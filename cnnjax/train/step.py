@@ -54,6 +54,11 @@ def hard_labels(labels: jax.Array) -> jax.Array:
     return jnp.argmax(labels, -1) if is_soft(labels) else labels
 
 
+def top1(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Training top-1; for mixed batches a prediction of the larger part of an example's target counts as right."""
+    return jnp.mean(jnp.argmax(logits, -1) == hard_labels(labels))
+
+
 def example_mean(losses: jax.Array, labels: jax.Array, class_weights: tuple[float, ...] = ()) -> jax.Array:
     """The batch loss: mean of w[label] * loss over the B examples (w = 1 without class weights).
 
@@ -120,8 +125,7 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, *, model
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if cfg.grad_accum_steps == 1:
         (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, images, labels, rng)
-        # Training top-1 of mixed batches counts a prediction of the larger part of each example's target as right.
-        metrics = {"loss": loss, "top1": jnp.mean(jnp.argmax(logits, -1) == hard_labels(labels))}
+        metrics = {"loss": loss, "top1": top1(logits, labels)}
     else:
         grads, batch_stats, metrics = _accumulate(grad_fn, state, images, labels, rng, cfg.grad_accum_steps)
     if axis_name is not None:
@@ -159,14 +163,13 @@ def _accumulate(grad_fn, state: TrainState, images: jax.Array, labels: jax.Array
     split = lambda x: x.reshape(k, x.shape[0] // k, *x.shape[1:])
 
     def micro(carry, batch):
-        grads, batch_stats, loss, top1, index = carry
+        grads, batch_stats, loss, correct, index = carry
         (m_loss, (logits, batch_stats)), m_grads = grad_fn(state.params, batch_stats, batch[0], batch[1],
                                                            jax.random.fold_in(rng, index))
         grads = jax.tree.map(jnp.add, grads, m_grads)
-        top1 = top1 + jnp.mean(jnp.argmax(logits, -1) == hard_labels(batch[1]))
-        return (grads, batch_stats, loss + m_loss, top1, index + 1), None
+        return (grads, batch_stats, loss + m_loss, correct + top1(logits, batch[1]), index + 1), None
 
     zeros = jax.tree.map(jnp.zeros_like, state.params)
     init = (zeros, state.batch_stats, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jnp.int32(0))
-    (grads, batch_stats, loss, top1, _), _ = jax.lax.scan(micro, init, (split(images), split(labels)))
-    return jax.tree.map(lambda g: g / k, grads), batch_stats, {"loss": loss / k, "top1": top1 / k}
+    (grads, batch_stats, loss, correct, _), _ = jax.lax.scan(micro, init, (split(images), split(labels)))
+    return jax.tree.map(lambda g: g / k, grads), batch_stats, {"loss": loss / k, "top1": correct / k}

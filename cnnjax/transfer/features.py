@@ -21,9 +21,9 @@ import numpy as np
 
 from cnnjax.data import preprocess
 from cnnjax.data.splits import load_for_config
-from cnnjax.train import run_statistics
 from cnnjax.ensemble.stacking import fit_logistic, single_threaded_blas
 from cnnjax.errors import CnnjaxError
+from cnnjax.evaluate.run import split_and_statistics
 from cnnjax.evaluate.workdir_model import WorkdirModel, load_workdir_model
 from cnnjax.models.head import penultimate_features
 
@@ -70,8 +70,7 @@ def workdir_features(workdir: str | pathlib.Path, splits: Sequence[str] = ("trai
         except (ValueError, SyntaxError):
             values[key] = text  # a string key (dataset, data_dir)
     config = ml_collections.ConfigDict(values)
-    source_data = load_for_config(source.config, with_test=False, resample=False)
-    stats = run_statistics.for_evaluation(source.config, workdir, source_data.train_unresampled)
+    _, _, stats = split_and_statistics(source.config, workdir, "train")  # the source run's preprocessing
     data = load_for_config(config, with_test="test" in splits, resample=False)
     out = {"step": np.asarray(source.step)}
     for name in splits:

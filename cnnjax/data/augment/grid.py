@@ -19,6 +19,7 @@ import numpy as np
 from cnnjax.config import ConfigError, load_config
 from cnnjax.data.pipeline import train_batches
 from cnnjax.data.splits import load_for_config
+from cnnjax.data.types import uses_stream
 from cnnjax.errors import CnnjaxError
 
 PAD = 2  # white pixels between and around the tiles
@@ -34,7 +35,7 @@ def augment_rows(config_path: str, overrides: Sequence[str], rows: int, cols: in
     if rows < 1 or cols < 1:
         raise ConfigError(f"--rows and --cols must be positive, got {rows} and {cols}")
     config = load_config(config_path, overrides)
-    if config.get("input_pipeline", "memory") != "memory" or config.dataset == "synthetic":
+    if uses_stream(config):
         raise ConfigError("cnnjax augment draws the in-memory pipeline; use a config with "
                           "--config.input_pipeline=memory (a small num_train_examples is enough)")
     data = load_for_config(config, with_test=False)

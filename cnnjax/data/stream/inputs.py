@@ -30,10 +30,6 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 STATS_SAMPLE = 500  # training examples (centre crops) the per-channel statistics are estimated from
 
 
-def uses_stream(config: ml_collections.ConfigDict) -> bool:
-    return config.get("input_pipeline", "memory") == "stream" or config.dataset == SYNTHETIC
-
-
 @dataclasses.dataclass(frozen=True)
 class StreamInputs:
     """Sources, crops and statistics of a streamed (or synthetic) run; `programs` builds its loop programs."""

@@ -11,7 +11,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-NAME = "synthetic"
+from cnnjax.data.types import SYNTHETIC
+
+NAME = SYNTHETIC
 SYNTHETIC_STREAM = 3
 
 
