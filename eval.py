@@ -9,6 +9,7 @@ or an ensemble of checkpoints:   python eval.py --members runs/a runs/b 'runs/se
 import sys
 
 from cnnjax.cli_support import ArgumentParser, UsageError, add_launch_arguments, main_guard, nonempty_path, positive_int
+from cnnjax.cpu_runtime import reexec_with_hugepage_malloc
 
 MAX_PRINTED_CLASSES = 50  # more classes (ImageNet): the per-class table is in the --out JSON only
 
@@ -103,4 +104,5 @@ def _ensemble(args) -> int:
 
 
 if __name__ == "__main__":
+    reexec_with_hugepage_malloc()
     sys.exit(main_guard(main, sys.argv[1:], on_interrupt="interrupted by Ctrl-C (SIGINT); evaluation stopped"))

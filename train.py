@@ -10,6 +10,7 @@ import sys
 
 from cnnjax.cli_support import (ArgumentParser, add_launch_arguments, main_guard, nonempty_path, positive_int,
                                  resume_hint, show_config, stopped_message)
+from cnnjax.cpu_runtime import reexec_with_hugepage_malloc
 
 
 def main(argv: list[str]) -> int:
@@ -31,6 +32,7 @@ def main(argv: list[str]) -> int:
     if args.seeds is not None:
         member_indices(args.seeds, args.seed_index)  # a bad --seed_index fails at once, before JAX loads
     from cnnjax.config import load_config
+    from cnnjax.cpu_runtime import configure_cpu_devices
     from cnnjax.train.loop import train_and_evaluate
     from cnnjax.train.runtime import check_launch, initialize
 
@@ -38,6 +40,7 @@ def main(argv: list[str]) -> int:
     config = load_config(args.config, overrides)
     if args.show_config:
         return show_config(config)
+    configure_cpu_devices(config.batch_size, config.num_devices, args.distributed)
     initialize(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
     if args.seeds is None:
         workdir, result = args.workdir, train_and_evaluate(config, args.workdir)
@@ -52,6 +55,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    reexec_with_hugepage_malloc()
     sys.exit(main_guard(main, sys.argv[1:], on_interrupt=(
         "interrupted by Ctrl-C (SIGINT); stopped without saving a new checkpoint (those already in the workdir "
         f"are intact); {resume_hint(sys.argv[1:])}")))

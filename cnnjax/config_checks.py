@@ -8,13 +8,15 @@ with `config.get`, so older run configs still validate. `cnnjax.config` re-expor
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import ml_collections
 
 from cnnjax import recipe_checks
 from cnnjax.data.types import uses_stream
 from cnnjax.errors import CnnjaxError, first_line
+
+T = TypeVar("T")
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "exponential", "warmup_cosine", "plateau", "cyclic_cosine", "one_cycle",
@@ -102,10 +104,11 @@ def _validate_stream(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"{key} needs the in-memory pipeline; use --config.input_pipeline=memory")
 
 
-def _reported(check: Callable[[], None], error: type[Exception]) -> None:
-    """Runs a module's own check of its config keys; its one-line `error` is raised as a ConfigError."""
+def as_config_error(check: Callable[[], T], error: type[Exception]) -> T:
+    """Runs a module's own check of (or derivation from) config keys; its one-line `error` is raised as a
+    ConfigError, the type the entry scripts report."""
     try:
-        check()
+        return check()
     except error as err:
         raise ConfigError(str(err)) from None
 
@@ -114,7 +117,7 @@ def _validate_classes(config: ml_collections.ConfigDict) -> None:
     """class_subset and labels_per_class (the dataset's class count is checked when it is loaded)."""
     from cnnjax.data.splits import SplitError, check_class_keys
 
-    _reported(lambda: check_class_keys(config), SplitError)
+    as_config_error(lambda: check_class_keys(config), SplitError)
 
 
 def has_validation(config: ml_collections.ConfigDict) -> bool:
@@ -221,7 +224,7 @@ def _validate_param_patterns(config: ml_collections.ConfigDict, model: Any, imag
     """init_from_skip, freeze and lr_multipliers: well-formed and each pattern matching a parameter."""
     from cnnjax.train import param_groups
 
-    _reported(lambda: param_groups.check_config(config, model, image_shape, params), param_groups.PatternError)
+    as_config_error(lambda: param_groups.check_config(config, model, image_shape, params), param_groups.PatternError)
 
 
 def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
@@ -239,7 +242,7 @@ def _validate_preprocess(config: ml_collections.ConfigDict) -> None:
 def _validate_imbalance(config: ml_collections.ConfigDict) -> None:
     from cnnjax.data import balance
 
-    _reported(lambda: balance.check_config(config), balance.BalanceError)
+    as_config_error(lambda: balance.check_config(config), balance.BalanceError)
 
 
 def _validate_augment(spec: str) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from cnnjax.data.preprocess import channel_moments
 from cnnjax.data.balance import carve_class_counts, keep_classes
 from cnnjax.data.sources import DatasetMeta, Split, dataset_meta, load_split
+from cnnjax.data.types import uses_stream
 from cnnjax.errors import CnnjaxError
 
 # Mixed into the resample seed so that bootstrap_seed=s and validation_seed=s draw unrelated numbers.
@@ -191,9 +192,9 @@ def check_class_keys(config: ml_collections.ConfigDict) -> None:
                          f"got {classes}")
     if config.get("labels_per_class", 0) < 0:
         raise SplitError(f"labels_per_class must be >= 0 (0 = all), got {config.labels_per_class}")
-    if (classes or config.get("labels_per_class", 0)) and config.get("input_pipeline", "memory") != "memory":
-        raise SplitError("class_subset/labels_per_class need the in-memory pipeline: set "
-                         "--config.input_pipeline=memory")
+    if (classes or config.get("labels_per_class", 0)) and uses_stream(config):
+        raise SplitError("class_subset/labels_per_class need the in-memory pipeline and a real dataset: set "
+                         "--config.input_pipeline=memory (the synthetic dataset has no classes to select)")
 
 
 def meta_for_config(config: ml_collections.ConfigDict) -> DatasetMeta:

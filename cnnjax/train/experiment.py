@@ -17,6 +17,7 @@ import optax
 from jax.sharding import Mesh
 
 from cnnjax.config import ConfigError
+from cnnjax.config_checks import as_config_error
 from cnnjax.data import balance
 from cnnjax.data.splits import Datasets, load_for_config
 from cnnjax.data.types import uses_stream
@@ -98,12 +99,11 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     mesh = sharding.make_mesh(config.num_devices)
     sharding.check_batch_size(config.batch_size, mesh)
     labels = data.train_unresampled.labels if inputs is None else None  # validate(): no label-reading key streams
-    try:
-        sampler = None if labels is None else balance.epoch_sampler(config.get("class_balance", "none"),
-                                                                     data.train.labels)
-        class_weights = balance.class_weights(config.get("class_weights", ""), labels, data.meta.num_classes)
-    except balance.BalanceError as err:
-        raise ConfigError(str(err)) from None
+    sampler = None if labels is None else as_config_error(
+        lambda: balance.epoch_sampler(config.get("class_balance", "none"), data.train.labels), balance.BalanceError)
+    class_weights = as_config_error(
+        lambda: balance.class_weights(config.get("class_weights", ""), labels, data.meta.num_classes),
+        balance.BalanceError)
     _check_grad_accum(config, mesh)
     batches = train_batches(config, num_train, data.train.images if inputs is None else None,
                             data.meta.image_shape[-1], sampler, _train_sizes(config, data.meta.image_shape))
