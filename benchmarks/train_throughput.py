@@ -55,22 +55,27 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-import flax.linen as nn
-import jax
-import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+if __name__ == "__main__":  # before the heavy imports below, so that the re-executed process alone loads them
+    from cnnjax.cpu_runtime import reexec_with_hugepage_malloc
 
-from cnnjax import cpu_runtime, sharding
-from cnnjax.config import base_config
-from cnnjax.data import preprocess
-from cnnjax.data.pipeline import DeviceSplit, TrainBatches, normalize, replicate
-from cnnjax.data.sources import Split
-from cnnjax.data.splits import channel_stats
-from cnnjax.evaluate.exact import preprocess_predict_fn
-from cnnjax.models import model_info
-from cnnjax.train import experiment, optim, parallel
-from cnnjax.train.state import create_train_state
-from cnnjax.train.step import StepConfig, train_step
+    reexec_with_hugepage_malloc()
+
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
+
+from cnnjax import cpu_runtime, sharding  # noqa: E402
+from cnnjax.config import base_config  # noqa: E402
+from cnnjax.data import preprocess  # noqa: E402
+from cnnjax.data.pipeline import DeviceSplit, TrainBatches, normalize, replicate  # noqa: E402
+from cnnjax.data.sources import Split  # noqa: E402
+from cnnjax.data.splits import channel_stats  # noqa: E402
+from cnnjax.evaluate.exact import preprocess_predict_fn  # noqa: E402
+from cnnjax.models import model_info  # noqa: E402
+from cnnjax.train import experiment, optim, parallel  # noqa: E402
+from cnnjax.train.state import create_train_state  # noqa: E402
+from cnnjax.train.step import StepConfig, train_step  # noqa: E402
 
 IMAGE_SHAPE = (28, 28, 1)  # Fashion-MNIST (H, W, C): synthetic_data's default; each model gets its registry shape
 NUM_CLASSES = 10
@@ -375,5 +380,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    cpu_runtime.reexec_with_hugepage_malloc()
     sys.exit(main())
