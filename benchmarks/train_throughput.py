@@ -23,7 +23,7 @@ divides the batch (`cnnjax.cpu_runtime.configure_cpu_devices`, as train.py). The
 the huge-page malloc of `cnnjax.cpu_runtime.reexec_with_hugepage_malloc` (as train.py), which the children
 inherit: both frameworks run in the same process, so both get the same malloc. `CNNJAX_CPU_TUNING=0` turns both
 tunings off, to compare: `CNNJAX_CPU_TUNING=0 python benchmarks/train_throughput.py`. Each setting prints the
-cores, threads and devices it used and whether the tuning was on.
+cores, threads and devices it used and whether the tuning was on. (Pinning needs Linux' sched_setaffinity.)
 
 Usage:
     python benchmarks/train_throughput.py                          # all four models, batch 128, 1 core and all
@@ -32,7 +32,8 @@ Usage:
 Flags: --models (comma-separated: lenet5, keras_cnn, resnet20, bn_cnn), --cores (comma-separated settings: 1,
 all, or a number of cores N: the first N of this process's), --batch (global batch, default 128), --steps (timed
 steps per repetition), --reps (repetitions per side), --warmup (untimed steps after compilation), --examples
-(size of the synthetic data set, default 6400), --seed.
+(size of the synthetic data set, default 6400), --seed. Internally each child is the same command with
+`--cores <setting> --child` (measure in this process, whose affinity is already set).
 
 On a machine busy with other jobs PyTorch's multi-threaded (OpenMP) step slows down far more than XLA's when
 cores are oversubscribed (measured: 3-7x on a loaded 2-core VM); there the steadier comparison is `--cores 1`.
@@ -153,7 +154,8 @@ class _CnnjaxStep:
 
 class _CnnjaxEval:
     """Eval-mode logits of consecutive batches with the program exact evaluation compiles, on the weights of a
-    trained `_CnnjaxStep` (its mesh, replicated data and normalisation)."""
+    trained `_CnnjaxStep` (its mesh, replicated data and normalisation). The batch indices are on the devices
+    beforehand and the logits stay there: the time is the model's, as torch's side keeps its logits too."""
 
     def __init__(self, train: _CnnjaxStep, batch_size: int) -> None:
         self.variables = {"params": train.state.params, "batch_stats": train.state.batch_stats}
@@ -316,6 +318,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(str(e))
     if not args.cores:
         p.error("--cores needs at least one setting, e.g. 1,all")
+    if min(args.batch, args.steps, args.reps) < 1 or args.warmup < 0:
+        p.error("--batch, --steps and --reps must be positive, --warmup not negative")
     if args.batch > args.examples:
         p.error(f"--batch {args.batch} exceeds --examples {args.examples}")
     return args
@@ -346,10 +350,11 @@ def measure_here(args: argparse.Namespace) -> int:
     cores = available_cpus()
     has_torch = torch_available()
     print(machine_info(len(cores) if has_torch else None))
+    devices_how = ("one per core dividing the batch, by configure_cpu_devices" if devices_set else
+                   "configure_cpu_devices left JAX's count alone: tuning off, or set by XLA_FLAGS/JAX_NUM_CPU_DEVICES")
     print(f"setting --cores {args.cores[0]}: CPUs {cores}; torch {len(cores)} intra-op thread(s); cnnjax "
-          f"{jax.device_count()} CPU device(s) ({'one per core dividing the batch' if devices_set else 'not set'}"
-          f" by configure_cpu_devices); {cpu_runtime.SWITCH} {'on' if cpu_runtime.enabled() else 'off'}, "
-          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
+          f"{jax.device_count()} CPU device(s) ({devices_how}); {cpu_runtime.SWITCH} "
+          f"{'on' if cpu_runtime.enabled() else 'off'}, GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
     print(f"global batch {args.batch}, {args.steps} timed steps x {args.reps} alternated reps after "
           f"{args.warmup} warm-up steps; synthetic {args.examples} uint8 images per model, {NUM_CLASSES} classes")
     for name in args.models:
@@ -373,8 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for setting in args.cores:
         cores = cores_of(setting, available)
         print(f"\n## --cores {setting}: CPUs {cores}", flush=True)
+        pin = (lambda: os.sched_setaffinity(0, cores)) if hasattr(os, "sched_setaffinity") else None  # Linux
         child = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--cores", setting, "--child"],
-                               preexec_fn=lambda: os.sched_setaffinity(0, cores))
+                               preexec_fn=pin)
         failed += child.returncode != 0
     return 1 if failed else 0
 
