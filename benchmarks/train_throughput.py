@@ -31,9 +31,10 @@ Usage:
 
 Flags: --models (comma-separated: lenet5, keras_cnn, resnet20, bn_cnn), --cores (comma-separated settings: 1,
 all, or a number of cores N: the first N of this process's), --batch (global batch, default 128), --steps (timed
-steps per repetition), --reps (repetitions per side), --warmup (untimed steps after compilation), --examples
-(size of the synthetic data set, default 6400), --seed. Internally each child is the same command with
-`--cores <setting> --child` (measure in this process, whose affinity is already set).
+steps per repetition), --reps (repetitions per side), --warmup (untimed steps after compilation), --threads
+(torch intra-op threads; default one per core of the setting), --examples (size of the synthetic data set,
+default 6400), --seed. Internally each child is the same command with `--cores <setting> --child` (measure
+in this process, whose affinity is already set).
 
 On a machine busy with other jobs PyTorch's multi-threaded (OpenMP) step slows down far more than XLA's when
 cores are oversubscribed (measured: 3-7x on a loaded 2-core VM); there the steadier comparison is `--cores 1`.
@@ -302,6 +303,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="timed steps per repetition")
     p.add_argument("--reps", type=int, default=5, help="repetitions per side (alternated)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps after compilation")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = one per core of the setting)")
     p.add_argument("--examples", type=int, default=6400, help="synthetic examples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # measure here: affinity already set
@@ -318,8 +320,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(str(e))
     if not args.cores:
         p.error("--cores needs at least one setting, e.g. 1,all")
-    if min(args.batch, args.steps, args.reps) < 1 or args.warmup < 0:
-        p.error("--batch, --steps and --reps must be positive, --warmup not negative")
+    if min(args.batch, args.steps, args.reps) < 1 or min(args.warmup, args.threads) < 0:
+        p.error("--batch, --steps and --reps must be positive, --warmup and --threads not negative")
     if args.batch > args.examples:
         p.error(f"--batch {args.batch} exceeds --examples {args.examples}")
     return args
@@ -348,17 +350,17 @@ def measure_here(args: argparse.Namespace) -> int:
     a device per core dividing the batch (set before anything starts JAX's backend)."""
     devices_set = cpu_runtime.configure_cpu_devices(args.batch)
     cores = available_cpus()
-    has_torch = torch_available()
-    print(machine_info(len(cores) if has_torch else None))
+    threads, has_torch = args.threads or len(cores), torch_available()
+    print(machine_info(threads if has_torch else None))
     devices_how = ("one per core dividing the batch, by configure_cpu_devices" if devices_set else
                    "configure_cpu_devices left JAX's count alone: tuning off, or set by XLA_FLAGS/JAX_NUM_CPU_DEVICES")
-    print(f"setting --cores {args.cores[0]}: CPUs {cores}; torch {len(cores)} intra-op thread(s); cnnjax "
+    print(f"setting --cores {args.cores[0]}: CPUs {cores}; torch {threads} intra-op thread(s); cnnjax "
           f"{jax.device_count()} CPU device(s) ({devices_how}); {cpu_runtime.SWITCH} "
           f"{'on' if cpu_runtime.enabled() else 'off'}, GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
     print(f"global batch {args.batch}, {args.steps} timed steps x {args.reps} alternated reps after "
           f"{args.warmup} warm-up steps; synthetic {args.examples} uint8 images per model, {NUM_CLASSES} classes")
     for name in args.models:
-        compare(name, args, len(cores), has_torch)
+        compare(name, args, threads, has_torch)
     if not has_torch:
         print(f"\ntorch is not installed, so only cnnjax was measured. To compare: {TORCH_INSTALL}")
     if hasattr(os, "getloadavg"):
