@@ -1,13 +1,16 @@
-"""Smoke tests of benchmarks/train_throughput.py: both training steps run and the two twins are the same size.
+"""Smoke tests of benchmarks/train_throughput.py: the programs it times run and the twins are the same size.
 
 The benchmark is only meaningful if the PyTorch model is the cnnjax model, so the parameter counts are
-checked against the figures of the issue; one step of each side proves the timed code paths work.
+checked against the figures of the issue for all four models; one step of each side proves the timed code
+paths work (trained for the two cheapest models; a whole tiny run of the script covers train and inference).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
+import subprocess
 import sys
 
 import jax
@@ -15,17 +18,28 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnjax.models import create_model
+from cnnjax.models import create_model, model_info
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
-EXPECTED_PARAMS = {"lenet5": 61_706, "keras_cnn": 889_834}
+EXPECTED_PARAMS = {"lenet5": 61_706, "keras_cnn": 889_834, "resnet20": 269_722, "bn_cnn": 104_426}
+STEPPED = ("keras_cnn", "lenet5")  # one real training step each; the others' steps cost seconds to compile
+TINY_RUN = ["--models", "lenet5", "--cores", "1", "--steps", "1", "--reps", "2", "--warmup", "0",
+            "--examples", "64", "--batch", "16"]
 
 
 def _load_benchmark():
+    """The script as a module; benchmarks/ is on sys.path while it loads so that its `torch_twins` (imported
+    lazily, when torch is installed) is found later too."""
     spec = importlib.util.spec_from_file_location("train_throughput", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec.loader.exec_module(module)
+        if module.torch_available():
+            importlib.import_module("torch_twins")
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
     return module
 
 
@@ -40,7 +54,7 @@ def data():
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
 def test_cnnjax_model_size(name):
     shapes = jax.eval_shape(lambda: create_model(name, 10).init(
-        jax.random.PRNGKey(0), jnp.zeros((1, *bench.IMAGE_SHAPE))))
+        jax.random.PRNGKey(0), jnp.zeros((1, *model_info(name).input_shape))))
     assert bench.param_count(shapes["params"]) == EXPECTED_PARAMS[name]
 
 
@@ -48,12 +62,16 @@ def test_cnnjax_model_size(name):
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
 def test_torch_twin_matches_size_and_shapes(name):
     torch = pytest.importorskip("torch")
-    model = bench.torch_model(name)
-    assert sum(p.numel() for p in model.parameters()) == EXPECTED_PARAMS[name]
-    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    from torch_twins import TORCH_LAYERS, param_count, torch_model
+
+    assert sorted(TORCH_LAYERS) == sorted(bench.MODELS) == sorted(EXPECTED_PARAMS)
+    model = torch_model(name)
+    height, width, channels = model_info(name).input_shape
+    assert param_count(model) == EXPECTED_PARAMS[name]
+    assert model(torch.zeros(2, channels, height, width)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
+@pytest.mark.parametrize("name", STEPPED)
 def test_cnnjax_side_trains_one_step(name, data):
     side = bench.cnnjax_side(name, 8, data)
     before = jax.device_get(side.run.state.params)
@@ -65,7 +83,7 @@ def test_cnnjax_side_trains_one_step(name, data):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
+@pytest.mark.parametrize("name", STEPPED)
 def test_torch_side_trains_one_step(name, data):
     pytest.importorskip("torch")
     side = bench.torch_side(name, 8, data, threads=1)
@@ -85,7 +103,47 @@ def test_table_and_ratio():
 
 def test_rejects_models_without_twin():
     with pytest.raises(SystemExit):
-        bench.parse_args(["--models", "resnet20"])
+        bench.parse_args(["--models", "resnet56"])
+
+
+@pytest.mark.parametrize("cores", ["0", "two", "1,999", ","])
+def test_rejects_bad_cores(cores, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--cores", cores])
+    assert "--cores" in capsys.readouterr().err
+
+
+def test_cores_settings():
+    assert bench.cores_of("all", [2, 5, 7]) == [2, 5, 7]
+    assert bench.cores_of("2", [2, 5, 7]) == [2, 5]
+    assert bench.parse_args([]).cores == ["1", "all"]
+
+
+def _assert_tables(out: str) -> None:
+    """A training and an inference table for lenet5, with the ratio column when torch ran too."""
+    for title in ("### lenet5 training", "### lenet5 inference"):
+        table = out[out.index(title):].split("\n\n")[1]
+        assert "cnnjax img/s" in table and "| median |" in table
+        if bench.torch_available():
+            assert "cnnjax/torch" in table
+
+
+@pytest.mark.slow
+def test_script_pins_a_child_per_setting():
+    """The real script end to end: a child pinned to one core gets one torch thread and one cnnjax device
+    (without pytest's forced device count), and prints both tables. The child's body (`--child`) alone would
+    cost as much again, so it is not run in-process too."""
+    root = SCRIPT.parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
+    run = subprocess.run([sys.executable, str(SCRIPT), *TINY_RUN], capture_output=True, text=True, env=env,
+                         cwd=root, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "## --cores 1: CPUs [" in run.stdout
+    assert "1 intra-op thread(s); cnnjax 1 CPU device(s) (one per core" in run.stdout
+    if bench.cpu_runtime.enabled() and bench.cpu_runtime._glibc_has_hugetlb_tunable():
+        assert "GLIBC_TUNABLES='glibc.malloc.hugetlb=1'" in run.stdout  # the parent re-executed with it
+    _assert_tables(run.stdout)
 
 
 @pytest.mark.parametrize("kernel,padding", [(3, "SAME"), (3, "VALID"), (5, ((2, 2), (2, 2)))])
