@@ -35,8 +35,9 @@ demo: $(VENV)/.installed data
 	$(BIN)/python train.py --config $(DEMO_CONFIG) --workdir $(DEMO_WORKDIR)
 	$(BIN)/python eval.py --workdir $(DEMO_WORKDIR) --split test --out $(DEMO_WORKDIR)/test.json
 
+# The huge-page malloc train.py sets for itself (cnnjax/cpu_runtime.py), for the test process too.
 test: $(VENV)/.installed-test data
-	$(BIN)/python -m pytest -q --durations=15
+	GLIBC_TUNABLES=glibc.malloc.hugetlb=1 $(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) runs

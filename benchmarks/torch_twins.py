@@ -58,8 +58,8 @@ TORCH_LAYERS: dict[str, tuple[Row, ...]] = {
     ),
     "resnet20": _resnet_cifar(3),
     "bn_cnn": (  # the Fashion-MNIST fast recipe's network (cnnjax.models.families.bn_cnn)
-        *conv_bn(32), ("relu",), ("maxpool", 2), *conv_bn(64), ("relu",), ("maxpool", 2),
-        *conv_bn(128), ("relu",), ("maxpool", 2), ("flatten",), ("linear", NUM_CLASSES),
+        *conv_bn(48), ("relu",), ("maxpool", 2), *conv_bn(96), ("relu",), ("maxpool", 2),
+        *conv_bn(192), ("relu",), ("maxpool", 2), ("flatten",), ("linear", 256), ("relu",), ("linear", NUM_CLASSES),
     ),
 }
 

@@ -184,6 +184,18 @@ def adam_cosine_recipe(model: str, dataset: str, num_epochs: int, learning_rate:
     return config
 
 
+def one_cycle_recipe(model: str, dataset: str, num_epochs: int, batch_size: int, learning_rate: float,
+                     weight_decay: float = 5e-4, label_smoothing: float = 0.1) -> ml_collections.ConfigDict:
+    """The recipe of the BatchNorm Fashion-MNIST configs: Nesterov SGD (momentum 0.9), a one-cycle learning rate
+    peaking at `learning_rate`, L2 weight decay on the kernels, label smoothing."""
+    config = base_config()
+    config.model, config.dataset = model, dataset
+    config.num_epochs, config.batch_size = num_epochs, batch_size
+    config.optimizer, config.learning_rate, config.momentum = "nesterov", learning_rate, 0.9
+    config.schedule, config.weight_decay, config.label_smoothing = "one_cycle", weight_decay, label_smoothing
+    return config
+
+
 def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Runs `get_config()` from `path`, applies `key=value` overrides, validates, returns it locked."""
     file = pathlib.Path(path)

@@ -72,3 +72,15 @@ def test_one_device_per_core_unless_the_user_chose() -> None:
     assert run(DEVICES, "128", "0", "0", env={"JAX_NUM_CPU_DEVICES": "3"}) == {"set": None, "devices": 3}
     assert run(DEVICES, "128", "0", "0", env={SWITCH: "0"}) == {"set": None, "devices": 1}
     assert run(DEVICES, "128", "0", "1") == {"set": None, "devices": 1}  # multi-process: the launcher decides
+
+
+@pytest.mark.slow
+def test_train_script_runs_on_one_device_per_core(tmp_path):
+    """train.py applies the set-up: its run record lists the devices it trained on."""
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", SWITCH)}
+    subprocess.run([sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs/fashion_mnist/mlp.py"),
+                    "--workdir", str(tmp_path), "--config.num_train_examples=256", "--config.validation_size=128",
+                    "--config.batch_size=64", "--config.num_epochs=1", "--config.progress_bar=false",
+                    "--config.diagnosis=false"], cwd=ROOT, env=base, check=True, capture_output=True, timeout=300)
+    devices = json.loads((tmp_path / "run.json").read_text())["devices"]
+    assert len(devices) == per_core_device_count(64)

@@ -20,9 +20,10 @@ COUNTS: dict[str, tuple[int, int]] = {
     "lenet5": (10, 61_706),  # full C3 connectivity, FC 400-120-84-10
     "mlp": (10, 203_530),  # 784*256 + 256 + 256*10 + 10
     "keras_cnn": (10, 889_834),
-    # conv3x3 (no bias) + BN (2 per channel) per layer; flatten 3*3*128 -> 10 head: 288+64 + 18,432+128
-    # + 73,728+256 + 11,530, and bn_cnn6 adds 9,216+64, 36,864+128, 147,456+256
-    "bn_cnn": (10, 104_426), "bn_cnn6": (10, 298_410),
+    # conv3x3 (no bias) + BN (2 per channel) per layer, flatten after three pools (3x3). bn_cnn: 432+96
+    # + 41,472+192 + 165,888+384, fc 1,728*256+256, head 2,570. bn_cnn6: 288+64 + 9,216+64 + 18,432+128
+    # + 36,864+128 + 73,728+256 + 147,456+256, head 1,152*10+10
+    "bn_cnn": (10, 653_658), "bn_cnn6": (10, 298_410),
     # CIFAR
     "resnet20": (10, 269_722), "resnet32": (10, 464_154), "resnet44": (10, 658_586),
     "resnet56": (10, 853_018), "resnet110": (10, 1_727_962),
