@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from cnnjax.cpu_runtime import MALLOC_TUNABLE, SWITCH, _glibc_has_hugetlb_tunable, per_core_device_count
+from cnnjax.cpu_runtime import (MALLOC_TUNABLE, SWITCH, _glibc_has_hugetlb_tunable, configure_cpu_devices,
+                                 per_core_device_count)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -63,15 +64,22 @@ def test_reexec_keeps_the_pid_and_arguments_and_sets_the_tunable() -> None:
     assert run(REEXEC, env={SWITCH: "0"})["tunables"] is None
 
 
-def test_one_device_per_core_unless_the_user_chose() -> None:
+def test_one_device_per_core() -> None:
     assert run(DEVICES, "128", "0", "0") == {"set": per_core_device_count(128), "devices": per_core_device_count(128)}
     assert run(DEVICES, "128", "3", "0") == {"set": 3, "devices": 3}  # num_devices > cores is allowed on CPU
     assert run(DEVICES, "127", "0", "0") == {"set": 1, "devices": 1}  # 127 is prime: one device, whatever cores
-    user = {"XLA_FLAGS": "--xla_force_host_platform_device_count=5"}
-    assert run(DEVICES, "128", "0", "0", env=user) == {"set": None, "devices": 5}
-    assert run(DEVICES, "128", "0", "0", env={"JAX_NUM_CPU_DEVICES": "3"}) == {"set": None, "devices": 3}
-    assert run(DEVICES, "128", "0", "0", env={SWITCH: "0"}) == {"set": None, "devices": 1}
-    assert run(DEVICES, "128", "0", "1") == {"set": None, "devices": 1}  # multi-process: the launcher decides
+
+
+@pytest.mark.parametrize("env, distributed", [
+    ({"XLA_FLAGS": "--xla_force_host_platform_device_count=5"}, False), ({"JAX_NUM_CPU_DEVICES": "3"}, False),
+    ({SWITCH: "0"}, False), ({}, True)])
+def test_the_device_count_is_left_alone_where_the_user_or_launcher_chose(monkeypatch, env, distributed) -> None:
+    """Decided before JAX is touched, so this process (whose JAX has started) can ask."""
+    for key in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", SWITCH):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert configure_cpu_devices(128, 0, distributed) is None
 
 
 @pytest.mark.slow

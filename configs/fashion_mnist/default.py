@@ -6,8 +6,9 @@ tanh original and clears 90% test accuracy with a margin on a 2-core CPU within 
 Command:  python train.py --config configs/fashion_mnist/default.py --workdir runs/demo
 Expected: 91.37% test top-1 (best validation checkpoint, epoch 19; validation 91.52%), measured by
           `make demo` on a fresh clone (5 min 28 s wall for set-up, training and
-          evaluation on 2 cores, warm pip cache); 91.61% on a 2-core EPYC with AVX-512 (1 min 57 s):
-          float32 rounding, and so the last digits, differ between CPU models.
+          evaluation on 2 cores, warm pip cache); 91.61% on a 2-core EPYC with AVX-512 (1 min 57 s), and
+          91.16% there (2 min 37 s) since train.py trains on one CPU device per core: float32 rounding, and so
+          the last digits, differ between CPU models and device counts.
 """
 
 from cnnjax.config import adam_cosine_recipe
