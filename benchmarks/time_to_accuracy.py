@@ -88,12 +88,6 @@ def run_cnnjax(config: str, overrides: Sequence[str], workdir: pathlib.Path, tar
                    len(records))
 
 
-def load(config: str, overrides: Sequence[str]):
-    from cnnjax.config import load_config
-
-    return load_config(config, [o.removeprefix("--config.") for o in overrides])
-
-
 def write_splits(config, path: pathlib.Path) -> None:
     """The config's train/validation/test examples (as training carves them) for the PyTorch side."""
     import numpy as np
@@ -145,9 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workdir", default="/tmp/time_to_accuracy")
     p.add_argument("--skip_torch", action="store_true")
     args, overrides = p.parse_known_args(argv)
-    unknown = [o for o in overrides if not o.startswith("--config.")]
-    if unknown:
-        p.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like --config.key=value)")
+    from cnnjax.cli_support import config_overrides
+    from cnnjax.config import load_config
+    from cnnjax.errors import CnnjaxError
+
+    try:
+        config = load_config(args.config, config_overrides(p, overrides))  # train.py gets `overrides` as given
+    except CnnjaxError as err:
+        p.error(str(err))
     workdir = pathlib.Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -155,7 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from cnnjax.cpu_runtime import configure_cpu_devices
 
-    config = load(args.config, overrides)
     configure_cpu_devices(config.batch_size, config.num_devices)  # so the devices printed are train.py's
     print(machine_info(None))
     metric = "ema_top1" if config.get("ema_select_best", False) else "top1"

@@ -4,8 +4,8 @@ Why: measured on a 2-core EPYC (jax 0.10, bn_cnn at batch 256), a third of a CPU
 kernel's: XLA:CPU allocates each step's temporaries afresh, glibc serves blocks of that size with mmap, and
 every 4 KiB page is faulted in and zeroed again (40,000 minor faults per step). glibc's `hugetlb=1` tunable
 backs those blocks with transparent huge pages (faults /100), and one CPU device per core lets the sharded step
-run one single-threaded program per core instead of splitting every small op across threads: together 1.9x on
-that step, 1.3x on LeNet-5. Neither changes what is computed (the device split changes float32 summation order,
+run one single-threaded program per core instead of splitting every small op across threads: together 1.8x on
+that step (2,080 -> 3,800 img/s). Neither changes what is computed (the device split changes float32 summation order,
 as any device count does). `CNNJAX_CPU_TUNING=0` turns both off, so a user can compare.
 
 The malloc tunable is read by the dynamic loader, so an entry script re-executes itself (same PID, same
