@@ -33,7 +33,8 @@ Flags: --models (comma-separated: lenet5, keras_cnn, resnet20, bn_cnn), --cores 
 all, or a number of cores N: the first N of this process's), --batch (global batch, default 128), --steps (timed
 steps per repetition), --reps (repetitions per side), --warmup (untimed steps after compilation), --threads
 (torch intra-op threads; default one per core of the setting), --examples (size of the synthetic data set,
-default 6400), --seed. Internally each child is the same command with `--cores <setting> --child` (measure
+default 6400), --seed, --xla-backward (a third training side: cnnjax with XLA's own convolution backward, the model
+option `cpu_kernels=false`, so the table shows what `cnnjax/models/cpu_conv.py` gains). Internally each child is the same command with `--cores <setting> --child` (measure
 in this process, whose affinity is already set).
 
 On a machine busy with other jobs PyTorch's multi-threaded (OpenMP) step slows down far more than XLA's when
@@ -112,7 +113,7 @@ class _CnnjaxStep:
     """Holds the (donated) train state between calls; mirrors `cnnjax.train.loop.train_and_evaluate`."""
 
     def __init__(self, name: str, batch_size: int, data: Split, seed: int = 0,
-                 model: nn.Module | None = None) -> None:
+                 model: nn.Module | None = None, cpu_kernels: bool = True) -> None:
         config = base_config()  # adam, lr 1e-3, constant schedule, float32
         config.model, config.batch_size, config.seed = name, batch_size, seed
         self.mesh = mesh = sharding.make_mesh(config.num_devices)
@@ -122,6 +123,8 @@ class _CnnjaxStep:
         schedule = optim.make_schedule(config, self.batches.steps_per_epoch)
         tx = optim.make_optimizer(config, schedule)
         self.model = model if model is not None else experiment.build_model(config, NUM_CLASSES, image_shape)
+        if not cpu_kernels:  # XLA's own convolution backward, to measure cnnjax.models.cpu_conv's share
+            self.model = self.model.clone(cpu_kernels=False)
         self.mean, self.std = mean, std = channel_stats(data)
 
         def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -177,9 +180,9 @@ class _CnnjaxEval:
 
 
 def cnnjax_side(name: str, batch_size: int, data: Split, seed: int = 0, model: nn.Module | None = None,
-                label: str = "cnnjax") -> Side:
+                label: str = "cnnjax", cpu_kernels: bool = True) -> Side:
     """cnnjax's training step for registry model `name` (or `model`, a variant of it), AOT-compiled."""
-    step = _CnnjaxStep(name, batch_size, data, seed, model)
+    step = _CnnjaxStep(name, batch_size, data, seed, model, cpu_kernels)
     return Side(label, step.params, step)
 
 
@@ -306,6 +309,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = one per core of the setting)")
     p.add_argument("--examples", type=int, default=6400, help="synthetic examples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--xla-backward", action="store_true",
+                   help="also time cnnjax's training step with XLA's own convolution backward (model option "
+                        "cpu_kernels=false), to see what cnnjax.models.cpu_conv gains")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # measure here: affinity already set
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -338,9 +344,11 @@ def compare(name: str, args: argparse.Namespace, threads: int, has_torch: bool) 
         if train[0].params != train[1].params:
             raise SystemExit(f"{name}: parameter counts differ: cnnjax {train[0].params:,} "
                              f"vs torch {train[1].params:,}")
+    if args.xla_backward:
+        train.append(cnnjax_side(name, args.batch, data, args.seed, label="xla-backward", cpu_kernels=False))
     results = measure(train, args.steps, args.reps, args.warmup, args.batch)
     print(format_table(f"{name} training", train, results), flush=True)
-    evals = [eval_side(side, args.batch, data) for side in train]
+    evals = [eval_side(side, args.batch, data) for side in train if side.framework != "xla-backward"]
     results = measure(evals, args.steps, args.reps, args.warmup, args.batch)
     print("\n" + format_table(f"{name} inference", evals, results), flush=True)
 

@@ -267,6 +267,8 @@ def _resolve(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collection
 
 
 def _parse_literal_or_str(text: str) -> Any:
+    if text.lower() in ("true", "false"):  # as flags are written (--config.model_overrides.cpu_kernels=false)
+        return text.lower() == "true"
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

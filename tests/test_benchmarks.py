@@ -146,20 +146,29 @@ def test_script_pins_a_child_per_setting():
     _assert_tables(run.stdout)
 
 
-@pytest.mark.parametrize("kernel,padding", [(3, "SAME"), (3, "VALID"), (5, ((2, 2), (2, 2)))])
-def test_shifted_matmul_conv_matches_xla(kernel, padding):
-    """The prototype's custom weight gradient (benchmarks/conv_weight_grad.py) equals XLA's conv gradient."""
+def _conv_weight_grad_script():
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        from conv_weight_grad import NHWC, shifted_matmul_conv
+        import conv_weight_grad
     finally:
         sys.path.remove(str(SCRIPT.parent))
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 3))
-    w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, 3, 4))
+    return conv_weight_grad
 
-    def grads(conv):
-        loss = lambda x, w: jnp.sum(jnp.sin(conv(x, w, (1, 1), padding, dimension_numbers=NHWC)))
-        return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
 
-    for ours, xla in zip(grads(shifted_matmul_conv), grads(jax.lax.conv_general_dilated)):
-        np.testing.assert_allclose(ours, xla, rtol=1e-5, atol=1e-5)
+def test_conv_weight_grad_finds_each_distinct_convolution_of_a_model():
+    """keras_cnn's four convolutions (same, valid, same, valid; 3x3, one group), with their explicit pads."""
+    layers = _conv_weight_grad_script().conv_layers("keras_cnn", 4)
+    assert [(layer.in_shape, layer.kernel_shape, layer.pads) for layer in layers] == [
+        ((4, 28, 28, 1), (3, 3, 1, 32), ((1, 1), (1, 1))), ((4, 28, 28, 32), (3, 3, 32, 32), ((0, 0), (0, 0))),
+        ((4, 13, 13, 32), (3, 3, 32, 64), ((1, 1), (1, 1))), ((4, 13, 13, 64), (3, 3, 64, 64), ((0, 0), (0, 0)))]
+    assert {(layer.strides, layer.dilation, layer.groups) for layer in layers} == {((1, 1), (1, 1), 1)}
+
+
+def test_conv_weight_grad_prints_both_timings_and_the_backward_per_layer(capsys):
+    assert _conv_weight_grad_script().main(["--models", "lenet5", "--batch", "2", "--reps", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("lenet5 ")]
+    assert len(rows) == 2  # LeNet-5's two convolutions
+    for row in rows:  # the ratio of the unrounded times, printed to 2 decimals like them
+        xla, ours, ratio = map(float, row[-4:-1])
+        assert xla > 0 and ours > 0 and ratio == pytest.approx(xla / ours, rel=0.01 / min(xla, ours), abs=0.01)
+    assert [row[-1] for row in rows] == ["SAME-padded", "SAME-padded"]  # LeNet-5's VALID 5x5 convolutions

@@ -38,6 +38,13 @@ def test_override_parses_to_the_key_type():
     assert config.model_overrides.act == "relu"
 
 
+def test_a_new_model_option_reads_true_and_false_as_flags_are_written():
+    config = base_config()
+    for text, value in (("false", False), ("True", True), ("FALSE", False)):
+        apply_override(config, f"model_overrides.cpu_kernels={text}")
+        assert config.model_overrides.cpu_kernels is value
+
+
 def test_unknown_override_key_is_a_clear_error():
     config = base_config()
     config.lock()

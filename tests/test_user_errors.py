@@ -26,6 +26,7 @@ OVERRIDES = {
     "init": (["--config.model_overrides.init=foo"], "unknown init 'foo'"),
     "option": (["--config.model=resnet20", "--config.model_overrides.norm_type=foo"], "has no option 'norm_type'"),
     "option_type": (["--config.model_overrides.hidden=128"], "mlp with"),
+    "cpu_kernels": (["--config.model_overrides.cpu_kernels=maybe"], "cpu_kernels is true or false, got 'maybe'"),
     "augment_op": (["--config.augment=twirl(10)"], "unknown augmentation 'twirl'"),
     "augment_paren": (["--config.augment=random_crop(padding=4"], "cannot parse augmentation"),
     "augment_keyword": (["--config.augment=random_crop(paddin=4)"], "has no argument 'paddin'"),

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnjax.models import cpu_conv
 from cnnjax.models.activations import Activation, check_activation
 from cnnjax.models.initializers import initializer
 from cnnjax.models.norms import NORMS, norm_factory
@@ -68,6 +69,7 @@ class Classifier(nn.Module):
     renorm_d_max: float = 5.0  # norm=batch_renorm: clip of d
     spatial_dropout: float = 0.0  # rate of dropping whole feature maps after the convolutions' activations
     drop_path: float = 0.0  # stochastic depth: the last residual block's drop rate, linear from the first
+    cpu_kernels: bool = True  # on CPU, faster convolution weight gradients where measured to win (cpu_conv.py)
 
     def applied_options(self) -> frozenset[str]:
         """Which of `norm`, `spatial_dropout`, `drop_path` this model's layers apply; the default is a model
@@ -92,6 +94,8 @@ class Classifier(nn.Module):
             rate = getattr(self, option)
             if not _is_number(rate) or not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{option} is a rate in [0, 1], got {rate!r}")
+        if not isinstance(self.cpu_kernels, bool):
+            raise ValueError(f"cpu_kernels is true or false, got {self.cpu_kernels!r}")
         if not _is_number(self.norm_groups, int) or self.norm_groups < 1:
             raise ValueError(f"norm_groups is a positive integer, e.g. 32; got {self.norm_groups!r}")
         if not (_is_number(self.renorm_r_max) and _is_number(self.renorm_d_max)
@@ -104,7 +108,8 @@ class Classifier(nn.Module):
         self.check_options()
         kernel_init = initializer(self.weight_init)
         return Ops(
-            conv=functools.partial(nn.Conv, kernel_init=kernel_init, use_bias=False, dtype=self.dtype),
+            conv=functools.partial(nn.Conv, kernel_init=kernel_init, use_bias=False, dtype=self.dtype,
+                                   conv_general_dilated=cpu_conv.conv_general_dilated if self.cpu_kernels else None),
             dense=functools.partial(nn.Dense, kernel_init=kernel_init, dtype=self.dtype),
             norm=norm_factory(self.norm, train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                               axis_name=self.bn_axis_name, dtype=self.dtype, groups=self.norm_groups,

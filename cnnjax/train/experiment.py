@@ -27,7 +27,7 @@ from cnnjax.data.pipeline import DeviceSplit, TrainBatches, train_batches
 from cnnjax.data.stream import inputs as stream_inputs
 from cnnjax.models import create_model, model_info
 from cnnjax.models.head import head_path
-from cnnjax import sharding
+from cnnjax import cpu_runtime, sharding
 from cnnjax.train import optim, param_groups
 from cnnjax.train.state import TrainState, create_train_state
 
@@ -87,6 +87,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, image_shape
     overrides = dict(config.model_overrides.to_dict())
     overrides.setdefault("bn_axis_name", sharding.AXIS if config.bn_sync else None)
     overrides.setdefault("dtype", DTYPES[config.dtype])
+    overrides.setdefault("cpu_kernels", cpu_runtime.enabled())  # CNNJAX_CPU_TUNING=0: XLA's own kernels
     return create_model(config.model, num_classes, **overrides)
 
 
