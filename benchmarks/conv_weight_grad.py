@@ -34,7 +34,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from cnnjax.models import cpu_conv, create_model, model_info  # noqa: E402
+from cnnjax.models import cpu_conv, create_model, list_models, model_info  # noqa: E402
 
 MODELS = ("lenet5", "keras_cnn", "resnet20", "bn_cnn")
 
@@ -134,10 +134,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in args.models if m not in list_models()]
+    if unknown or not args.models:
+        parser.error(f"--models: unknown {', '.join(unknown) or '(none given)'}; see `cnnjax models` for the names")
+    if min(args.batch, args.reps) < 1:
+        parser.error("--batch and --reps must be positive")
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {len(jax.devices())} device(s), batch {args.batch}")
     print(f"{'model':10s} {'layer':28s} {'XLA ms':>8s} {'cnnjax ms':>10s} {'XLA/cnnjax':>10s}  backward")
-    for name in [m for m in args.models.split(",") if m]:
-        for index, layer in enumerate(conv_layers(name, args.batch)):
+    for name in args.models:
+        layers = conv_layers(name, args.batch)
+        if not layers:
+            print(f"{name:10s} (no convolutions)")
+        for index, layer in enumerate(layers):
             xla, ours = time_layer(layer, index == 0, args.reps)
             print(f"{name:10s} {layer.describe():28s} {xla:8.2f} {ours:10.2f} {xla / ours:10.2f}  "
                   f"{describe_backward(layer)}", flush=True)

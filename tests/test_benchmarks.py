@@ -82,6 +82,16 @@ def test_cnnjax_side_trains_one_step(name, data):
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
 
 
+def test_the_xla_backward_side_is_the_same_model_without_the_cpu_path(data):
+    """--xla-backward's side: XLA's convolution backward, same parameters and forward (first loss equal)."""
+    ours = bench.cnnjax_side("keras_cnn", 8, data)
+    xla = bench.cnnjax_side("keras_cnn", 8, data, label="xla-backward", cpu_kernels=False)
+    assert (ours.run.model.cpu_kernels, xla.run.model.cpu_kernels) == (True, False)
+    assert xla.params == ours.params
+    first = [jax.device_get(side.run.fn(side.run.state, side.run.data, side.run.order)[1]) for side in (ours, xla)]
+    np.testing.assert_array_equal(first[0]["loss"], first[1]["loss"])
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("name", STEPPED)
 def test_torch_side_trains_one_step(name, data):
@@ -172,3 +182,12 @@ def test_conv_weight_grad_prints_both_timings_and_the_backward_per_layer(capsys)
         xla, ours, ratio = map(float, row[-4:-1])
         assert xla > 0 and ours > 0 and ratio == pytest.approx(xla / ours, rel=0.01 / min(xla, ours), abs=0.01)
     assert [row[-1] for row in rows] == ["SAME-padded", "SAME-padded"]  # LeNet-5's VALID 5x5 convolutions
+
+
+@pytest.mark.parametrize("argv, message", [(["--models", "foo"], "--models: unknown foo"),
+                                           (["--models", ","], "--models: unknown (none given)"),
+                                           (["--reps", "0"], "--batch and --reps must be positive")])
+def test_conv_weight_grad_refuses_bad_arguments_in_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _conv_weight_grad_script().main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
