@@ -9,7 +9,8 @@ gradient (a backprop-filter convolution) is its slowest part on two kinds of lay
 
       dW[i, j] = sum over (n, h, w) of  x_pad[n, h*s + i*d, w*s + j*d, :]^T  g[n, h, w, :]
 
-  (stride s, dilation d), where the strided slice of the padded input is cheap: 1.2-1.8x faster there.
+  (stride s, dilation d), where the strided slice of the padded input is cheap: 1.1-1.8x faster there with two
+  threads, 1.0-1.2x on one core.
 - Stride-1 convolutions padded less than SAME (VALID: keras_cnn's, LeNet-5's): XLA's gradients of the same
   convolution padded to SAME, with the output gradient zero-padded to match, are the same sums (plus zeros) and
   1.4x faster for the weights, 1.2-1.5x for the input.
@@ -17,7 +18,8 @@ gradient (a backprop-filter convolution) is its slowest part on two kinds of lay
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (flax's `nn.Conv(conv_general_dilated=)`) that
 does this on CPU only, and is XLA's convolution unchanged on every other platform (`lax.platform_dependent`: the
 choice is made when the program is lowered, not at run time). Other layers and shapes it does not cover (input
-dilation, batch groups, other layouts) are XLA's convolution, gradients included.
+dilation, batch groups, other layouts) are XLA's convolution, gradients included. Being a `custom_vjp`, the CPU
+path has reverse-mode derivatives only (training's); `cpu_kernels=false` gives XLA's for forward-mode uses.
 """
 
 from __future__ import annotations

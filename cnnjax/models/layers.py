@@ -69,7 +69,7 @@ class Classifier(nn.Module):
     renorm_d_max: float = 5.0  # norm=batch_renorm: clip of d
     spatial_dropout: float = 0.0  # rate of dropping whole feature maps after the convolutions' activations
     drop_path: float = 0.0  # stochastic depth: the last residual block's drop rate, linear from the first
-    cpu_kernels: bool = True  # on CPU, faster convolution weight gradients where measured to win (cpu_conv.py)
+    cpu_kernels: bool = True  # on CPU, a faster convolution backward where measured to win (cpu_conv.py)
 
     def applied_options(self) -> frozenset[str]:
         """Which of `norm`, `spatial_dropout`, `drop_path` this model's layers apply; the default is a model
