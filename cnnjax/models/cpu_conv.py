@@ -10,7 +10,7 @@ gradient (a backprop-filter convolution) is its slowest part on two kinds of lay
       dW[i, j] = sum over (n, h, w) of  x_pad[n, h*s + i*d, w*s + j*d, :]^T  g[n, h, w, :]
 
   (stride s, dilation d), where the strided slice of the padded input is cheap: 1.1-1.8x faster there with two
-  threads, 1.0-1.2x on one core.
+  threads, 0.96-1.18x on one core.
 - Stride-1 convolutions padded less than SAME (VALID: keras_cnn's, LeNet-5's): XLA's gradients of the same
   convolution padded to SAME, with the output gradient zero-padded to match, are the same sums (plus zeros) and
   1.4x faster for the weights, 1.2-1.5x for the input.
