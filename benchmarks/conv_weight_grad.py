@@ -3,7 +3,7 @@
 Why: `cpu_conv` replaces a convolution's backward on CPU where a faster one was measured: the weight gradient as
 one matmul per kernel tap (`cpu_conv.prefers_matmul`), and the gradients of a VALID-padded layer through its
 SAME-padded twin (`cpu_conv.same_pads`). Those rules are measurements, and this script is that measurement: it
-finds every convolution of the benchmark models (by intercepting their `nn.Conv` calls), times the backward of
+finds every convolution of the benchmark models (in their traced training forward), times the backward of
 each distinct layer both ways on the same arrays, alternated (only the weight gradient for the layer that sees the
 image, as in training), and prints the medians, the ratio and the backward chosen, so a machine where a rule is
 wrong shows it.
@@ -22,14 +22,13 @@ import dataclasses
 import statistics
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 if __name__ == "__main__":
     from cnnjax.cpu_runtime import reexec_with_hugepage_malloc
 
     reexec_with_hugepage_malloc()
 
-import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
@@ -55,38 +54,32 @@ class ConvLayer:
         return f"{h}x{w}x{cin} {kh}x{kw}/{self.strides[0]} ->{cout}{extra}"
 
 
+def _conv_equations(jaxpr: Any) -> Iterator[Any]:
+    """Every conv_general_dilated equation of a jaxpr, nested ones (jit, custom rules) included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            yield eqn
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _conv_equations(inner)
+
+
 def conv_layers(name: str, batch: int) -> list[ConvLayer]:
-    """The distinct convolutions of a training forward pass of model `name` at `batch` (abstract: no compute)."""
+    """The distinct convolutions of a training forward pass of model `name` at `batch`, as XLA receives them
+    (read off the traced program: strides, explicit pads, dilation and groups need no re-deriving)."""
     model = create_model(name, cpu_kernels=False)
-    shape = (batch, *model_info(name).input_shape)
+    images = jax.ShapeDtypeStruct((batch, *model_info(name).input_shape), jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images)
+    forward = lambda v, x: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
     found: list[ConvLayer] = []
-
-    def record(next_fun: Callable, args: tuple, kwargs: dict, context: Any) -> Any:
-        out = next_fun(*args, **kwargs)
-        module = context.module
-        if context.method_name == "__call__" and isinstance(module, nn.Conv):
-            x, kernel = args[0], module.variables["params"]["kernel"]
-            strides = tuple(module.strides or (1, 1)) if not isinstance(module.strides, int) else (module.strides,) * 2
-            dilation = module.kernel_dilation or (1, 1)
-            dilation = (dilation,) * 2 if isinstance(dilation, int) else tuple(dilation)
-            padding = module.padding
-            if isinstance(padding, int):
-                padding = ((padding, padding),) * 2
-            elif not isinstance(padding, str):
-                padding = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
-            pads = cpu_conv.explicit_pads(padding, x.shape[1:3], kernel.shape[:2], strides, dilation)
-            layer = ConvLayer(tuple(x.shape), tuple(kernel.shape), strides, pads, dilation, module.feature_group_count)
-            if layer not in found:
-                found.append(layer)
-        return out
-
-    def run() -> None:
-        variables = model.init(jax.random.key(0), jnp.zeros(shape))
-        with nn.intercept_methods(record):
-            model.apply(variables, jnp.zeros(shape), train=True, rngs={"dropout": jax.random.key(1)},
-                        mutable=["batch_stats"])
-
-    jax.eval_shape(run)
+    for eqn in _conv_equations(jax.make_jaxpr(forward)(variables, images).jaxpr):
+        p = eqn.params
+        layer = ConvLayer(tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape), tuple(p["window_strides"]),
+                          tuple(tuple(pad) for pad in p["padding"]), tuple(p["rhs_dilation"]), p["feature_group_count"])
+        if layer not in found:
+            found.append(layer)
     return found
 
 

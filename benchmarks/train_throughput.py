@@ -33,9 +33,10 @@ Flags: --models (comma-separated: lenet5, keras_cnn, resnet20, bn_cnn), --cores 
 all, or a number of cores N: the first N of this process's), --batch (global batch, default 128), --steps (timed
 steps per repetition), --reps (repetitions per side), --warmup (untimed steps after compilation), --threads
 (torch intra-op threads; default one per core of the setting), --examples (size of the synthetic data set,
-default 6400), --seed, --xla-backward (a third training side: cnnjax with XLA's own convolution backward, the model
-option `cpu_kernels=false`, so the table shows what `cnnjax/models/cpu_conv.py` gains). Internally each child is the same command with `--cores <setting> --child` (measure
-in this process, whose affinity is already set).
+default 6400), --seed, --xla-backward (a third training side: cnnjax with XLA's own convolution backward, the
+model option `cpu_kernels=false`, so the table shows what `cnnjax/models/cpu_conv.py` gains). Internally each
+child is the same command with `--cores <setting> --child` (measure in this process, whose affinity is already
+set).
 
 On a machine busy with other jobs PyTorch's multi-threaded (OpenMP) step slows down far more than XLA's when
 cores are oversubscribed (measured: 3-7x on a loaded 2-core VM); there the steadier comparison is `--cores 1`.
@@ -63,7 +64,6 @@ if __name__ == "__main__":  # before the heavy imports below, so that the re-exe
 
     reexec_with_hugepage_malloc()
 
-import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
@@ -112,8 +112,7 @@ def param_count(tree: Any) -> int:
 class _CnnjaxStep:
     """Holds the (donated) train state between calls; mirrors `cnnjax.train.loop.train_and_evaluate`."""
 
-    def __init__(self, name: str, batch_size: int, data: Split, seed: int = 0,
-                 model: nn.Module | None = None, cpu_kernels: bool = True) -> None:
+    def __init__(self, name: str, batch_size: int, data: Split, seed: int = 0, cpu_kernels: bool = True) -> None:
         config = base_config()  # adam, lr 1e-3, constant schedule, float32
         config.model, config.batch_size, config.seed = name, batch_size, seed
         self.mesh = mesh = sharding.make_mesh(config.num_devices)
@@ -122,9 +121,9 @@ class _CnnjaxStep:
         self.batches = TrainBatches(len(data), batch_size, seed, config.augment)
         schedule = optim.make_schedule(config, self.batches.steps_per_epoch)
         tx = optim.make_optimizer(config, schedule)
-        self.model = model if model is not None else experiment.build_model(config, NUM_CLASSES, image_shape)
         if not cpu_kernels:  # XLA's own convolution backward, to measure cnnjax.models.cpu_conv's share
-            self.model = self.model.clone(cpu_kernels=False)
+            config.model_overrides.cpu_kernels = False
+        self.model = experiment.build_model(config, NUM_CLASSES, image_shape)
         self.mean, self.std = mean, std = channel_stats(data)
 
         def make_batch(split: DeviceSplit, order: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -179,10 +178,10 @@ class _CnnjaxEval:
         jax.block_until_ready(logits)
 
 
-def cnnjax_side(name: str, batch_size: int, data: Split, seed: int = 0, model: nn.Module | None = None,
-                label: str = "cnnjax", cpu_kernels: bool = True) -> Side:
-    """cnnjax's training step for registry model `name` (or `model`, a variant of it), AOT-compiled."""
-    step = _CnnjaxStep(name, batch_size, data, seed, model, cpu_kernels)
+def cnnjax_side(name: str, batch_size: int, data: Split, seed: int = 0, label: str = "cnnjax",
+                cpu_kernels: bool = True) -> Side:
+    """cnnjax's training step for registry model `name`, AOT-compiled (`cpu_kernels=False`: XLA's backward)."""
+    step = _CnnjaxStep(name, batch_size, data, seed, cpu_kernels)
     return Side(label, step.params, step)
 
 
@@ -344,11 +343,11 @@ def compare(name: str, args: argparse.Namespace, threads: int, has_torch: bool) 
         if train[0].params != train[1].params:
             raise SystemExit(f"{name}: parameter counts differ: cnnjax {train[0].params:,} "
                              f"vs torch {train[1].params:,}")
-    if args.xla_backward:
-        train.append(cnnjax_side(name, args.batch, data, args.seed, label="xla-backward", cpu_kernels=False))
-    results = measure(train, args.steps, args.reps, args.warmup, args.batch)
-    print(format_table(f"{name} training", train, results), flush=True)
-    evals = [eval_side(side, args.batch, data) for side in train if side.framework != "xla-backward"]
+    extra = [cnnjax_side(name, args.batch, data, args.seed, "xla-backward", cpu_kernels=False)] \
+        if args.xla_backward else []  # training only: the forward, and so inference, is the same
+    results = measure(train + extra, args.steps, args.reps, args.warmup, args.batch)
+    print(format_table(f"{name} training", train + extra, results), flush=True)
+    evals = [eval_side(side, args.batch, data) for side in train]
     results = measure(evals, args.steps, args.reps, args.warmup, args.batch)
     print("\n" + format_table(f"{name} inference", evals, results), flush=True)
 

@@ -141,14 +141,14 @@ def prefers_matmul(kernel_shape: Sequence[int], out_hw: Sequence[int], groups: i
     maps (32x32 with 16 or 32 channels: 0.4-0.5x; 56x56x64: 0.9x), where XLA's backprop-filter convolution is
     efficient. Grouped and depthwise convolutions keep XLA's: a per-group matmul of few channels is no matmul.
     """
-    kh, kw, cin_g, _ = kernel_shape
-    return (groups == 1 and cin_g >= MIN_MATMUL_CHANNELS and out_hw[0] * out_hw[1] <= MAX_OUTPUT_PIXELS
-            and kh * kw <= MAX_TAPS)
+    return groups == 1 and kernel_shape[2] >= MIN_MATMUL_CHANNELS and out_hw[0] * out_hw[1] <= MAX_OUTPUT_PIXELS
 
 
 def choose_backward(in_hw: Sequence[int], kernel_shape: Sequence[int], strides: tuple[int, int], pads: Pads,
                     dilation: tuple[int, int], groups: int) -> Backward:
-    """The CPU backward of a covered layer."""
+    """The CPU backward of a covered layer (XLA's own for kernels of more than MAX_TAPS taps)."""
+    if kernel_shape[0] * kernel_shape[1] > MAX_TAPS:
+        return Backward(False, None)
     out_hw = output_size(in_hw, kernel_shape[:2], strides, pads, dilation)
     return Backward(prefers_matmul(kernel_shape, out_hw, groups), same_pads(kernel_shape[:2], strides, dilation, pads))
 
@@ -157,8 +157,6 @@ def covered(lhs: jax.Array, rhs: jax.Array, dimension_numbers: Any, lhs_dilation
             batch_group_count: int, preferred_element_type: Any) -> bool:
     """Whether `conv_general_dilated` may replace this convolution's backward (else it is XLA's, unchanged)."""
     if lhs.ndim != 4 or batch_group_count != 1 or preferred_element_type is not None:
-        return False
-    if rhs.shape[0] * rhs.shape[1] > MAX_TAPS:
         return False
     if lhs_dilation is not None and tuple(lhs_dilation) != (1, 1):
         return False
