@@ -95,6 +95,20 @@ def _grads(conv: Callable, layer: ConvLayer, first: bool) -> Callable[[jax.Array
     return jax.jit(backward)
 
 
+def alternated_medians(fns: Sequence[Callable[..., Any]], args: Sequence[Any], reps: int) -> list[float]:
+    """Median ms of each function on the same arguments, run in turn `reps` times after a warm-up (compile)
+    call each, so a machine's drift during the run touches all of them alike."""
+    for fn in fns:
+        jax.block_until_ready(fn(*args))
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            out.append((time.perf_counter() - start) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
 def time_layer(layer: ConvLayer, first: bool, reps: int) -> tuple[float, float]:
     """Median ms of XLA's and of cpu_conv's backward of the layer, alternated on the same arrays."""
     x = jax.random.normal(jax.random.key(0), layer.in_shape)
@@ -103,15 +117,8 @@ def time_layer(layer: ConvLayer, first: bool, reps: int) -> tuple[float, float]:
                                                           layer.groups, None)).shape
     g = jax.random.normal(jax.random.key(2), out_shape)
     fns = (_grads(lax.conv_general_dilated, layer, first), _grads(cpu_conv.conv_general_dilated, layer, first))
-    times: tuple[list[float], list[float]] = ([], [])
-    for fn in fns:
-        jax.block_until_ready(fn(x, w, g))  # compile + warm up
-    for _ in range(reps):
-        for fn, out in zip(fns, times):
-            start = time.perf_counter()
-            jax.block_until_ready(fn(x, w, g))
-            out.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times[0]), statistics.median(times[1])
+    xla, ours = alternated_medians(fns, (x, w, g), reps)
+    return xla, ours
 
 
 def describe_backward(layer: ConvLayer) -> str:
@@ -121,18 +128,25 @@ def describe_backward(layer: ConvLayer) -> str:
     return "+".join(parts) or "XLA"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS))
+def parse_args(doc: str, models: Sequence[str], known: Sequence[str], argv: Sequence[str] | None,
+               known_hint: str) -> argparse.Namespace:
+    """--models (comma-separated, each in `known`), --batch, --reps; a bad value is a one-line usage error."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(models))
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in args.models if m not in list_models()]
+    unknown = [m for m in args.models if m not in known]
     if unknown or not args.models:
-        parser.error(f"--models: unknown {', '.join(unknown) or '(none given)'}; see `cnnjax models` for the names")
+        parser.error(f"--models: unknown {', '.join(unknown) or '(none given)'}; {known_hint}")
     if min(args.batch, args.reps) < 1:
         parser.error("--batch and --reps must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(__doc__, MODELS, list_models(), argv, "see `cnnjax models` for the names")
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {len(jax.devices())} device(s), batch {args.batch}")
     print(f"{'model':10s} {'layer':28s} {'XLA ms':>8s} {'cnnjax ms':>10s} {'XLA/cnnjax':>10s}  backward")
     for name in args.models:

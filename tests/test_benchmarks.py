@@ -8,6 +8,7 @@ paths work (trained for the two cheapest models; a whole tiny run of the script 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import pathlib
 import subprocess
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnjax.models import create_model, model_info
+from cnnjax.models import create_model, model_info, window_pool
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
 EXPECTED_PARAMS = {"lenet5": 61_706, "keras_cnn": 889_834, "resnet20": 269_722, "bn_cnn": 653_658}
@@ -156,18 +157,18 @@ def test_script_pins_a_child_per_setting():
     _assert_tables(run.stdout)
 
 
-def _conv_weight_grad_script():
+def _script(name: str):
+    """benchmarks/<name>.py as a module (benchmarks/ on sys.path while it loads, as when run as a script)."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        import conv_weight_grad
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(SCRIPT.parent))
-    return conv_weight_grad
 
 
 def test_conv_weight_grad_finds_each_distinct_convolution_of_a_model():
     """keras_cnn's four convolutions (same, valid, same, valid; 3x3, one group), with their explicit pads."""
-    layers = _conv_weight_grad_script().conv_layers("keras_cnn", 4)
+    layers = _script("conv_weight_grad").conv_layers("keras_cnn", 4)
     assert [(layer.in_shape, layer.kernel_shape, layer.pads) for layer in layers] == [
         ((4, 28, 28, 1), (3, 3, 1, 32), ((1, 1), (1, 1))), ((4, 28, 28, 32), (3, 3, 32, 32), ((0, 0), (0, 0))),
         ((4, 13, 13, 32), (3, 3, 32, 64), ((1, 1), (1, 1))), ((4, 13, 13, 64), (3, 3, 64, 64), ((0, 0), (0, 0)))]
@@ -175,7 +176,7 @@ def test_conv_weight_grad_finds_each_distinct_convolution_of_a_model():
 
 
 def test_conv_weight_grad_prints_both_timings_and_the_backward_per_layer(capsys):
-    assert _conv_weight_grad_script().main(["--models", "lenet5", "--batch", "2", "--reps", "1"]) == 0
+    assert _script("conv_weight_grad").main(["--models", "lenet5", "--batch", "2", "--reps", "1"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("lenet5 ")]
     assert len(rows) == 2  # LeNet-5's two convolutions
     for row in rows:  # the ratio of the unrounded times, printed to 2 decimals like them
@@ -184,10 +185,62 @@ def test_conv_weight_grad_prints_both_timings_and_the_backward_per_layer(capsys)
     assert [row[-1] for row in rows] == ["SAME-padded", "SAME-padded"]  # LeNet-5's VALID 5x5 convolutions
 
 
+@pytest.mark.parametrize("script", ["conv_weight_grad", "pool_grad"])
 @pytest.mark.parametrize("argv, message", [(["--models", "foo"], "--models: unknown foo"),
                                            (["--models", ","], "--models: unknown (none given)"),
-                                           (["--reps", "0"], "--batch and --reps must be positive")])
-def test_conv_weight_grad_refuses_bad_arguments_in_one_line(argv, message, capsys):
+                                           (["--reps", "0"], "--batch and --reps must be positive"),
+                                           (["--batch", "-1"], "--batch and --reps must be positive")])
+def test_layer_benchmarks_refuse_bad_arguments_in_one_line(script, argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        _conv_weight_grad_script().main(argv)
+        _script(script).main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+
+
+def _poolings_of(name: str, monkeypatch) -> set:
+    """(kind, input HWC, window, stride, pads) of every pooling model `name` calls, traced at batch 1."""
+    calls = set()
+    module = importlib.import_module(type(create_model(name)).__module__)
+    for kind in ("max", "avg"):
+        pool = getattr(window_pool, f"{kind}_pool")
+        if getattr(module, f"{kind}_pool", None) is not pool:
+            continue
+
+        def record(x, *args, _kind=kind, _pool=pool, **kwargs):
+            bound = inspect.signature(_pool).bind(x, *args, **kwargs)
+            bound.apply_defaults()
+            a = bound.arguments
+            stride = a["stride"] or a["window"]
+            pads = window_pool.resolve_padding(x.shape[1:3], a["window"], stride, a["padding"],
+                                               a.get("ceil_mode", False))
+            calls.add((_kind, tuple(x.shape[1:]), a["window"], stride, pads))
+            return _pool(x, *args, **kwargs)
+        monkeypatch.setattr(module, f"{kind}_pool", record)
+    model = create_model(name)
+    jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x),
+                   jax.ShapeDtypeStruct((1, *model_info(name).input_shape), jnp.float32))
+    monkeypatch.undo()
+    return calls
+
+
+def test_pool_grad_times_the_poolings_the_models_really_call(monkeypatch):
+    """Every row of the table is a layer of its model, and the CPU benchmark models' rows are all of them."""
+    script = _script("pool_grad")
+    for name in script.MODELS:
+        rows = {(layer.kind, layer.in_hwc, layer.window, layer.stride,
+                 window_pool.resolve_padding(layer.in_hwc[:2], layer.window, layer.stride, layer.padding))
+                for layer in script.LAYERS if layer.model == name}
+        called = _poolings_of(name, monkeypatch)
+        assert rows <= called, name
+        if name in EXPECTED_PARAMS:
+            assert rows == called, name
+
+
+def test_pool_grad_prints_both_timings_and_equal_max_pool_gradients(capsys):
+    assert _script("pool_grad").main(["--models", "keras_cnn,lenet5", "--batch", "2", "--reps", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] in (["lenet5"], ["keras_cnn"])]
+    assert [row[:2] for row in rows] == [["lenet5", "avg"]] * 2 + [["keras_cnn", "max"]] * 2
+    for row in rows:
+        xla, ours, ratio, diff = map(float, row[-4:])
+        assert xla > 0 and ours > 0 and ratio == pytest.approx(xla / ours, rel=0.01 / min(xla, ours), abs=0.01)
+        assert diff == 0.0 or row[1] == "avg"  # max-pool gradients are bit-identical

@@ -28,7 +28,8 @@ import flax.linen as nn
 import jax
 
 from cnnjax.models.blocks import fc_head
-from cnnjax.models.layers import Classifier, max_pool
+from cnnjax.models.layers import Classifier
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.lrn import ALEXNET_LRN, local_response_norm
 from cnnjax.models.pooling import Window, adaptive_avg_pool, check_input_size, smallest_input
 from cnnjax.models.registry import register_model

@@ -16,7 +16,8 @@ import functools
 import flax.linen as nn
 import jax
 
-from cnnjax.models.layers import Classifier, flatten, max_pool
+from cnnjax.models.layers import Classifier, flatten
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.pooling import Window, smallest_input
 from cnnjax.models.registry import MNIST_STATS, register_model
 

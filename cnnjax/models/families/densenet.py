@@ -17,7 +17,8 @@ import jax.numpy as jnp
 
 import flax.linen as nn
 
-from cnnjax.models.layers import Classifier, Ops, avg_pool, global_avg_pool, max_pool
+from cnnjax.models.layers import Classifier, Ops, global_avg_pool
+from cnnjax.models.window_pool import avg_pool, max_pool
 from cnnjax.models.registry import CIFAR_STATS, register_model
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
+from cnnjax.models.layers import Classifier, Ops, global_avg_pool
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.registry import CIFAR_STATS, register_model
 
 

@@ -23,7 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnnjax.models.layers import Classifier, Ops, avg_pool, flatten, global_avg_pool, max_pool
+from cnnjax.models.layers import Classifier, Ops, flatten, global_avg_pool
+from cnnjax.models.window_pool import avg_pool, max_pool
 from cnnjax.models.pooling import Window, adaptive_avg_pool, check_input_size, smallest_input
 from cnnjax.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 

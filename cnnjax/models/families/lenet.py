@@ -16,7 +16,8 @@ import jax.numpy as jnp
 
 import flax.linen as nn
 
-from cnnjax.models.layers import Classifier, avg_pool, flatten
+from cnnjax.models.layers import Classifier, flatten
+from cnnjax.models.window_pool import avg_pool
 from cnnjax.models.registry import MNIST_STATS, register_model
 
 

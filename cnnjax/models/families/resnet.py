@@ -21,7 +21,8 @@ import flax.linen as nn
 import jax
 
 from cnnjax.models.blocks import PreActBlock, ResidualBlock, linear_drop_rate, stage_stride
-from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
+from cnnjax.models.layers import Classifier, Ops, global_avg_pool
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.registry import register_model
 
 VERSIONS = ("v1", "v1.5")

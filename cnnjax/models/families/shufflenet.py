@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from cnnjax.models.blocks import ConvBN
-from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
+from cnnjax.models.layers import Classifier, Ops, global_avg_pool
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.registry import register_model
 
 

@@ -6,7 +6,8 @@ import jax
 
 import flax.linen as nn
 
-from cnnjax.models.layers import Classifier, flatten, max_pool
+from cnnjax.models.layers import Classifier, flatten
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.registry import MNIST_STATS, register_model
 
 

@@ -15,7 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
+from cnnjax.models.layers import Classifier, Ops, global_avg_pool
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.pooling import Window, check_input_size, smallest_input
 from cnnjax.models.registry import register_model
 

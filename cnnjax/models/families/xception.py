@@ -19,7 +19,8 @@ import flax.linen as nn
 import jax
 
 from cnnjax.models.blocks import StochasticDepth, linear_drop_rate
-from cnnjax.models.layers import Classifier, Ops, global_avg_pool, max_pool
+from cnnjax.models.layers import Classifier, Ops, global_avg_pool
+from cnnjax.models.window_pool import max_pool
 from cnnjax.models.pooling import check_input_size
 from cnnjax.models.registry import register_model
 
