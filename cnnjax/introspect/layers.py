@@ -4,7 +4,7 @@ The rows are read off one abstract trace of the eval forward at batch 1 (`trace.
 Flax's named scopes), so they cost no compilation and no memory even for VGG-16, and they see the
 functional code between modules (pooling, flatten, concatenation, residual additions) as well as the
 modules. Each leaf module call is a row; functional code in a parent module forms rows of chained
-equations (e.g. `reduce_window_max` followed by the `reshape` of a flatten is one row).
+equations (e.g. `max_pool` followed by the `reshape` of a flatten is one row).
 
 Activation memory follows the convention of the CS231n VGG-16 table (lecture seeds 002/003): the input
 plus the output of every layer that writes a new tensor (convolution, pooling, fully connected, concat,
@@ -108,7 +108,7 @@ def _primitives(eqn: jcore.JaxprEqn) -> Iterable[str]:
 
 
 def _label(eqns: Sequence[jcore.JaxprEqn]) -> str:
-    """`reduce_window_max+reshape`: the distinct operations of a functional row, jit names included."""
+    """`max_pool+reshape`: the distinct operations of a functional row, jit names included."""
     names: list[str] = []
     for eqn in eqns:
         name = str(eqn.params.get("name", eqn.primitive.name)).strip("_")

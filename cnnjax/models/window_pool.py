@@ -83,8 +83,7 @@ def max_pool(x: jax.Array, window: int, stride: int | None = None, padding: str 
              ceil_mode: bool = False) -> jax.Array:
     """Max-pooling of NHWC input; padding counts as -inf, like nn.max_pool and PyTorch."""
     stride = stride or window
-    pads = resolve_padding(x.shape[1:3], window, stride, padding, ceil_mode)
-    return _max_of_taps(_padded(x, pads, -jnp.inf), window, stride)
+    return _max_pool(x, window, stride, resolve_padding(x.shape[1:3], window, stride, padding, ceil_mode))
 
 
 def avg_pool(x: jax.Array, window: int, stride: int | None = None, padding: str | tuple = "VALID",
@@ -92,8 +91,20 @@ def avg_pool(x: jax.Array, window: int, stride: int | None = None, padding: str 
     """Average pooling of NHWC input; padding counts as zeros in the mean unless count_include_pad=False."""
     stride = stride or window
     pads = resolve_padding(x.shape[1:3], window, stride, padding)
+    return _avg_pool(x, window, stride, pads, count_include_pad or pads == ((0, 0), (0, 0)))
+
+
+# Each a jitted function, so that a pooling is one named call in a traced model (one `cnnjax summary` row)
+# rather than k*k slices; inside the model's own jit it is inlined.
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _max_pool(x: jax.Array, window: int, stride: int, pads: Pads) -> jax.Array:
+    return _max_of_taps(_padded(x, pads, -jnp.inf), window, stride)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _avg_pool(x: jax.Array, window: int, stride: int, pads: Pads, count_include_pad: bool) -> jax.Array:
     total = functools.reduce(jnp.add, _taps(_padded(x, pads, 0.0), window, stride))
-    if count_include_pad or pads == ((0, 0), (0, 0)):
+    if count_include_pad:
         return total / (window * window)
     inside = _padded(jnp.ones((1, *x.shape[1:3], 1), x.dtype), pads, 0.0)  # constant: XLA folds it
     return total / functools.reduce(jnp.add, _taps(inside, window, stride))
