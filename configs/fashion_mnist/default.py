@@ -8,7 +8,8 @@ Expected: 91.37% test top-1 (best validation checkpoint, epoch 19; validation 91
           `make demo` on a fresh clone (5 min 28 s wall for set-up, training and
           evaluation on 2 cores, warm pip cache); 91.61% on a 2-core EPYC with AVX-512 (1 min 57 s), and
           91.16% there (2 min 37 s) since train.py trains on one CPU device per core, and 91.42% (1 min 49 s)
-          with the CPU convolution path (cnnjax/models/cpu_conv.py): float32 rounding, and so the last digits,
+          with the CPU convolution path (cnnjax/models/cpu_conv.py), again 91.42% (2 min 10 s) with the
+          pooling derivatives (cnnjax/models/window_pool.py): float32 rounding, and so the last digits,
           differ between CPU models, device counts and summation orders.
 """
 
