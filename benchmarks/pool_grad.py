@@ -1,10 +1,11 @@
-"""Per pooling layer: XLA's reduce_window against `cnnjax.models.window_pool`'s strided slices (ms, ratio).
+"""Per pooling layer: flax's reduce_window pooling against `cnnjax.models.window_pool`'s (ms, ratio).
 
-Why: the zoo pools through `window_pool`, whose max-pool derivative (first maximum of each window, as XLA's
-select_and_scatter) and average-pool sums are written as k*k strided slices, because XLA:CPU's reduce_window
-gradients were measured 1.5-20x slower. This script is that measurement, on the poolings of the benchmark
-models and of the ImageNet stems: forward + backward of each layer both ways on the same arrays, alternated,
-medians, the ratio, and whether the two gradients are bit-identical (max) or how far apart they are (average).
+Why: the zoo pools through `window_pool`, which keeps XLA's reduce_window forward but writes the derivative
+of max-pooling (each window's first maximum, as XLA's select_and_scatter) and of overlapping average pooling
+as k*k strided slices, because XLA:CPU's own reduce_window gradients were measured 1.5-13x slower. This script
+is that measurement, on the poolings of the benchmark models and of the ImageNet stems: forward + backward of
+each layer both ways on the same arrays, alternated, medians, the ratio, and the gradients' largest difference
+(zero for max-pooling: bit-identical; the last bit of float32 for overlapping average pooling).
 
 Usage:
     python benchmarks/pool_grad.py [--models lenet5,keras_cnn,bn_cnn,resnet50,alexnet,inception_v3,densenet121]
