@@ -71,12 +71,13 @@ def _window_max(x: jax.Array, window: int, stride: int) -> jax.Array:
 def _window_max_jvp(window: int, stride: int, primals: tuple, tangents: tuple) -> tuple:
     (x,), (t,) = primals, tangents
     taps = _taps(x, window, stride)
-    first = jnp.zeros(taps[0].shape, jnp.int8)  # tap index of the window's first maximum
+    index = jnp.int8 if len(taps) <= 127 else jnp.int32  # windows up to 11x11 in one byte
+    first = jnp.zeros(taps[0].shape, index)  # tap index of the window's first maximum
     best = taps[0]
     for i, tap in enumerate(taps[1:], start=1):
         better = tap > best  # strict: an equal later tap does not take over
         best = jnp.where(better, tap, best)
-        first = jnp.where(better, jnp.int8(i), first)
+        first = jnp.where(better, index(i), first)
     t_out = functools.reduce(jnp.add, [jnp.where(first == i, tap_t, jnp.zeros((), t.dtype))
                                        for i, tap_t in enumerate(_taps(t, window, stride))])
     return _window_max(x, window, stride), t_out

@@ -53,6 +53,13 @@ def test_max_pool_forward_mode_equals_reduce_window(h, w, window, stride, paddin
     np.testing.assert_array_equal(got, want)
 
 
+def test_windows_of_more_than_127_taps_index_their_maximum_exactly():
+    x = dyadic(0, (1, 26, 26, 2))
+    grad = jax.grad(lambda v: max_pool(v, 12, 7).sum())(x)
+    want = jax.grad(lambda v: reference_max(v, 12, 7, "VALID").sum())(x)
+    np.testing.assert_array_equal(grad, want)
+
+
 def test_a_tied_window_sends_its_gradient_to_the_first_maximum_only():
     x = jnp.ones((1, 2, 2, 1))
     grad = jax.grad(lambda v: max_pool(v, 2).sum())(x)
