@@ -57,14 +57,14 @@ def _taps(x: jax.Array, window: int, stride: int) -> list[jax.Array]:
             for a in range(window) for b in range(window)]
 
 
-def _window_sum(x: jax.Array, window: int, stride: int, init: float, op: Callable) -> jax.Array:
+def _reduce_window(x: jax.Array, window: int, stride: int, init: float, op: Callable) -> jax.Array:
     # A numpy init value keeps it a known monoid (reduce_window_sum/max), which JAX differentiates.
     return lax.reduce_window(x, np.asarray(init, x.dtype), op, (1, window, window, 1), (1, stride, stride, 1), "VALID")
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _window_max(x: jax.Array, window: int, stride: int) -> jax.Array:
-    return _window_sum(x, window, stride, -jnp.inf, lax.max)
+    return _reduce_window(x, window, stride, -jnp.inf, lax.max)
 
 
 @_window_max.defjvp
@@ -85,7 +85,7 @@ def _window_max_jvp(window: int, stride: int, primals: tuple, tangents: tuple) -
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _window_total(x: jax.Array, window: int, stride: int) -> jax.Array:
-    return _window_sum(x, window, stride, 0.0, lax.add)
+    return _reduce_window(x, window, stride, 0.0, lax.add)
 
 
 @_window_total.defjvp
@@ -115,8 +115,8 @@ def avg_pool(x: jax.Array, window: int, stride: int | None = None, padding: str 
     return _avg_pool(x, window, stride, pads, count_include_pad or pads == ((0, 0), (0, 0)))
 
 
-# Each a jitted function, so that a pooling is one named call in a traced model (one `cnnjax summary` row)
-# rather than k*k slices; inside the model's own jit it is inlined.
+# Each a jitted function, so that a pooling is one named call in a traced model: `cnnjax summary` shows a
+# `(max_pool)` row, not `(pad+custom_jvp_call)`. Inside the model's own jit it is inlined.
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _max_pool(x: jax.Array, window: int, stride: int, pads: Pads) -> jax.Array:
     return _window_max(_padded(x, pads, -jnp.inf), window, stride)
@@ -127,8 +127,8 @@ def _avg_pool(x: jax.Array, window: int, stride: int, pads: Pads, count_include_
     padded = _padded(x, pads, 0.0)
     # Disjoint windows keep XLA's own derivative: the slices' measured 0.8-1.2x of it on the zoo's 2/2 ones.
     total = (_window_total(padded, window, stride) if stride < window
-             else _window_sum(padded, window, stride, 0.0, lax.add))
+             else _reduce_window(padded, window, stride, 0.0, lax.add))
     if count_include_pad:
         return total / (window * window)
     inside = _padded(jnp.ones((1, *x.shape[1:3], 1), x.dtype), pads, 0.0)  # constant: XLA folds it
-    return total / _window_sum(inside, window, stride, 0.0, lax.add)
+    return total / _reduce_window(inside, window, stride, 0.0, lax.add)
