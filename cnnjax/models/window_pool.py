@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from cnnjax.models.pooling import Window, window_out
+
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
@@ -42,9 +44,7 @@ def resolve_padding(hw: tuple[int, int], window: int, stride: int, padding: str 
 
 
 def _ceil_extra(size: int, window: int, stride: int) -> int:
-    out = -(-(size - window) // stride) + 1
-    if (out - 1) * stride >= size:  # PyTorch: the last window must start inside the input
-        out -= 1
+    out = window_out(size, Window(window, stride, ceil_mode=True))  # PyTorch's rule, shared with the size checks
     return max(0, (out - 1) * stride + window - size)
 
 
@@ -73,8 +73,8 @@ def _window_max_jvp(window: int, stride: int, primals: tuple, tangents: tuple) -
     taps = _taps(x, window, stride)
     index = jnp.int8 if len(taps) <= 127 else jnp.int32  # windows up to 11x11 in one byte
     first = jnp.zeros(taps[0].shape, index)  # tap index of the window's first maximum
-    best = taps[0]
-    for i, tap in enumerate(taps[1:], start=1):
+    best = taps[0]  # a running max fuses with the slices; comparing each tap with reduce_window's output ran
+    for i, tap in enumerate(taps[1:], start=1):  # 1.5x slower on AlexNet's 3/2 poolings
         better = tap > best  # strict: an equal later tap does not take over
         best = jnp.where(better, tap, best)
         first = jnp.where(better, index(i), first)
